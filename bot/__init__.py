@@ -1,0 +1,41 @@
+"""wechat-bot: a WeChat Official Account bot framework.
+
+Write handlers with `Router`; every handler has one signature:
+`async def handler(msg: Message, ctx: Context) -> str | Reply | None`.
+"""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.messages import Event, Message, TextMessage
+from bot.replies import (
+    Article,
+    ImageReply,
+    MusicReply,
+    NewsReply,
+    Reply,
+    TextReply,
+    TransferCustomerServiceReply,
+    VideoReply,
+    VoiceReply,
+)
+from bot.router import SKIP, Router, Skip
+
+__all__ = [
+    "SKIP",
+    "Skip",
+    "Article",
+    "Context",
+    "Event",
+    "ImageReply",
+    "Message",
+    "MusicReply",
+    "NewsReply",
+    "Reply",
+    "Router",
+    "TextMessage",
+    "TextReply",
+    "TransferCustomerServiceReply",
+    "VideoReply",
+    "VoiceReply",
+]

@@ -1,0 +1,5 @@
+"""`python -m bot …` is `wechat-bot …`."""
+
+from bot.cli import main
+
+main()

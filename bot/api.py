@@ -1,0 +1,385 @@
+"""The WeChat API client: tokens, profiles and customer-service sends, with bounded retries.
+
+Every request carries a timeout. Token errors (40001/40014/42001) invalidate the token and
+retry once with a fresh one; "system busy" (-1), timeouts, dropped connections and HTTP 5xx are
+retried with exponential backoff and jitter, at most `max_attempts` times; every other errcode
+is raised at once as a `WeChatAPIError`. Neither the token nor the secret ever reaches a log
+line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, TypeVar
+
+import aiohttp
+
+from bot.storage.base import Storage
+from bot.tokens import AccessTokenCache, TokenError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid / not latest / expired token
+ERR_TRANSPORT = -2  # our code: timeout, dropped connection, HTTP 5xx
+ERR_BAD_ANSWER = -3  # our code: the answer was not the JSON object the platform sends
+_BUSY = -1
+_BATCH = 100  # user/info/batchget accepts at most 100 openids
+
+
+class WeChatAPIError(Exception):
+    """The platform refused a call (its errcode/errmsg) or gave no usable answer."""
+
+    def __init__(self, errcode: int, errmsg: str, endpoint: str) -> None:
+        """`endpoint` is a short name such as "user_info" (never a URL)."""
+        super().__init__(errcode, errmsg, endpoint)
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        """E.g. `user_info: errcode 40003: invalid openid`."""
+        return f"{self.endpoint}: errcode {self.errcode}: {self.errmsg}"
+
+
+class TransientAPIError(WeChatAPIError):
+    """No answer after the bounded retries (timeouts, dropped connections, 5xx, -1)."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A follower's profile from `user/info` (see platform notes §1 for what is still real)."""
+
+    openid: str
+    subscribe: bool
+    nickname: str  # "" when absent: the platform stopped sending real nicknames in 2021
+    language: str | None  # None when absent or empty
+    remark: str  # the operator's name for this follower, "" when none
+    unionid: str | None
+    subscribe_time: int | None
+    tagid_list: tuple[int, ...]
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> UserInfo:
+        """Parse one profile; raises ValueError when it has no openid."""
+        openid = raw.get("openid")
+        if not isinstance(openid, str) or not openid:
+            raise ValueError("profile without an openid")
+        tags = raw.get("tagid_list")
+        tags = tags if isinstance(tags, list) else []
+        return cls(
+            openid=openid,
+            subscribe=_int(raw.get("subscribe")) == 1,
+            nickname=_str(raw.get("nickname")),
+            language=_str(raw.get("language")) or None,
+            remark=_str(raw.get("remark")),
+            unionid=_str(raw.get("unionid")) or None,
+            subscribe_time=_int(raw.get("subscribe_time")) or None,
+            tagid_list=tuple(t for t in tags if isinstance(t, int) and not isinstance(t, bool)),
+            raw=MappingProxyType(dict(raw)),
+        )
+
+
+class APIObserver(Protocol):
+    """Hooks for metrics: one call per HTTP attempt, one per token fetched."""
+
+    def on_call(self, endpoint: str, errcode: int, seconds: float) -> None:
+        """An attempt at `endpoint` ended with `errcode` (ERR_TRANSPORT when no answer)."""
+
+    def on_token_refresh(self) -> None:
+        """A token was fetched from the platform."""
+
+
+class _NoObserver:
+    def on_call(self, endpoint: str, errcode: int, seconds: float) -> None:
+        pass
+
+    def on_token_refresh(self) -> None:
+        pass
+
+
+class WeChatAPI:
+    """The API client of one account; share one per process (it holds the token cache)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        app_id: str,
+        app_secret: str,
+        storage: Storage,
+        base_url: str = "https://api.weixin.qq.com",
+        timeout: float = 5.0,
+        token_endpoint: Literal["stable", "legacy"] = "stable",  # noqa: S107 -- not a secret
+        max_attempts: int = 3,
+        backoff: float = 0.2,
+        observer: APIObserver | None = None,
+    ) -> None:
+        """`timeout` bounds each HTTP attempt; `backoff` is the first retry's mean delay."""
+        self._session = session
+        self._app_id = app_id
+        self._secret = app_secret
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        self._token_endpoint = token_endpoint
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = backoff
+        self._observer: APIObserver = observer or _NoObserver()
+        # the lock must outlive the holder's slowest fetch, or a second instance fetches too
+        fetch_budget = self._max_attempts * timeout + backoff * 2**self._max_attempts
+        self.tokens = AccessTokenCache(
+            self.fetch_token,
+            storage,
+            app_id=app_id,
+            lock_ttl=max(10.0, fetch_budget + 1.0),
+            lock_wait=max(10.0, fetch_budget + 1.0),
+        )
+
+    async def fetch_token(self, force_refresh: bool) -> tuple[str, int]:
+        """Ask the platform for a token; raises TokenError (used by `self.tokens`)."""
+        if self._token_endpoint == "stable":  # noqa: S105 -- an endpoint name
+            endpoint, method, path, params = "stable_token", "POST", "/cgi-bin/stable_token", None
+            body: Any = {
+                "grant_type": "client_credential",
+                "appid": self._app_id,
+                "secret": self._secret,
+                "force_refresh": force_refresh,
+            }
+        else:  # the legacy endpoint issues a new token on every call; force_refresh is moot
+            endpoint, method, path, body = "token", "GET", "/cgi-bin/token", None
+            params = {
+                "grant_type": "client_credential",
+                "appid": self._app_id,
+                "secret": self._secret,
+            }
+        try:
+            data = await self._request(endpoint, method, path, params, body, None, self._secret)
+        except WeChatAPIError as exc:
+            transient = isinstance(exc, TransientAPIError)
+            raise TokenError(exc.errcode, exc.errmsg, transient=transient) from None
+        errcode = _int(data.get("errcode"))
+        if errcode:
+            raise TokenError(errcode, _errmsg(data, self._secret))
+        token, expires_in = data.get("access_token"), _int(data.get("expires_in"))
+        if not isinstance(token, str) or not token or expires_in <= 0:
+            raise TokenError(ERR_BAD_ANSWER, "token answer without access_token/expires_in")
+        self._observer.on_token_refresh()
+        return token, expires_in
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109 -- a budget we enforce per attempt and overall
+    ) -> dict[str, Any]:
+        """Call `path` with the access token; returns the answer, raises WeChatAPIError.
+
+        `timeout` bounds the whole call (retries and backoff included); each HTTP attempt is
+        also bounded by the client's `timeout`.
+        """
+        endpoint = endpoint_name(path)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for token_attempt in (1, 2):
+            try:
+                token = await _within(self.tokens.get(), deadline)
+            except TokenError as exc:
+                cls = TransientAPIError if exc.transient else WeChatAPIError
+                raise cls(exc.errcode, exc.errmsg, "token") from None
+            except TimeoutError:
+                raise TransientAPIError(
+                    ERR_TRANSPORT, "timed out getting a token", "token"
+                ) from None
+            query = {**(params or {}), "access_token": token}
+            data = await self._request(endpoint, method, path, query, json_body, deadline, token)
+            errcode = _int(data.get("errcode"))
+            if errcode == 0:
+                return data
+            if errcode in TOKEN_ERRCODES:
+                log.info("%s: token refused (errcode %d); dropping it", endpoint, errcode)
+                await self.tokens.invalidate(token)
+                if token_attempt == 1:
+                    continue
+            raise WeChatAPIError(errcode, _errmsg(data, token), endpoint)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def get_user_info(
+        self,
+        openid: str,
+        lang: str = "zh_CN",
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- passed on to call()
+    ) -> UserInfo:
+        """One follower's profile (`subscribe` False for someone who does not follow)."""
+        data = await self.call(
+            "GET", "/cgi-bin/user/info", params={"openid": openid, "lang": lang}, timeout=timeout
+        )
+        return self._user_info(data, "user_info")
+
+    async def batch_get_user_info(
+        self, openids: Sequence[str], lang: str = "zh_CN"
+    ) -> list[UserInfo]:
+        """Profiles of `openids` in the platform's order, fetched 100 per call."""
+        profiles: list[UserInfo] = []
+        for start in range(0, len(openids), _BATCH):
+            chunk = openids[start : start + _BATCH]
+            body = {"user_list": [{"openid": o, "lang": lang} for o in chunk]}
+            data = await self.call("POST", "/cgi-bin/user/info/batchget", json_body=body)
+            answers = data.get("user_info_list")
+            if not isinstance(answers, list):
+                raise WeChatAPIError(ERR_BAD_ANSWER, "no user_info_list", "user_info_batchget")
+            profiles.extend(self._user_info(a, "user_info_batchget") for a in answers)
+        return profiles
+
+    async def send_custom_message(self, payload: Mapping[str, Any]) -> None:
+        """Send a customer-service message (`{"touser":…, "msgtype":…, <msgtype>: {…}}`)."""
+        await self.call("POST", "/cgi-bin/message/custom/send", json_body=dict(payload))
+
+    async def send_text(self, openid: str, content: str) -> None:
+        """Send a text through the customer-service API."""
+        await self.send_custom_message(
+            {"touser": openid, "msgtype": "text", "text": {"content": content}}
+        )
+
+    async def typing(self, openid: str, typing: bool = True) -> None:
+        """Show (or cancel) the typing indicator to the follower."""
+        command = "Typing" if typing else "CancelTyping"
+        await self.call(
+            "POST",
+            "/cgi-bin/message/custom/typing",
+            json_body={"touser": openid, "command": command},
+        )
+
+    @staticmethod
+    def _user_info(data: Any, endpoint: str) -> UserInfo:
+        try:
+            return UserInfo.from_raw(data)
+        except (ValueError, TypeError, AttributeError):
+            raise WeChatAPIError(ERR_BAD_ANSWER, "malformed profile", endpoint) from None
+
+    async def _request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        deadline: float | None,
+        credential: str,
+    ) -> dict[str, Any]:
+        """One logical request: the decoded answer, retrying transient failures.
+
+        Errcodes other than -1 are left to the caller; `credential` is kept out of messages.
+        """
+        data = None
+        headers = None
+        if json_body is not None:
+            # UTF-8 text, not \\uXXXX escapes: what the platform expects (platform notes §4)
+            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json; charset=utf-8"}
+        url = self._base + path
+        failure = ""
+        errcode = ERR_TRANSPORT
+        for attempt in range(1, self._max_attempts + 1):
+            attempt_timeout = self._timeout
+            if deadline is not None:
+                attempt_timeout = min(attempt_timeout, deadline - time.monotonic())
+                if attempt_timeout <= 0:
+                    break
+            started = time.monotonic()
+            errcode = ERR_TRANSPORT
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
+                ) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                if status >= 500:
+                    failure = f"HTTP {status}"
+                else:
+                    answer = _decode(body) if status == 200 else None
+                    if answer is None:
+                        self._observer.on_call(endpoint, ERR_BAD_ANSWER, time.monotonic() - started)
+                        raise WeChatAPIError(
+                            ERR_BAD_ANSWER, f"unusable answer (HTTP {status})", endpoint
+                        )
+                    errcode = _int(answer.get("errcode"))
+                    if errcode != _BUSY:
+                        self._observer.on_call(endpoint, errcode, time.monotonic() - started)
+                        return answer
+                    failure = f"errcode -1: {_errmsg(answer, credential)}"
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                # never str(exc): aiohttp puts the full URL (token, secret) in some messages
+                failure = type(exc).__name__
+            except aiohttp.ClientError as exc:
+                self._observer.on_call(endpoint, ERR_TRANSPORT, time.monotonic() - started)
+                raise WeChatAPIError(ERR_TRANSPORT, type(exc).__name__, endpoint) from None
+            self._observer.on_call(endpoint, errcode, time.monotonic() - started)
+            if attempt == self._max_attempts:
+                break
+            delay = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                break
+            log.warning(
+                "%s %s: %s (attempt %d of %d); retrying in %.2fs",
+                method, path, failure, attempt, self._max_attempts, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+        raise TransientAPIError(errcode, failure or "no time left for an attempt", endpoint)
+
+
+def endpoint_name(path: str) -> str:
+    """A short, bounded name for an API path: "/cgi-bin/message/custom/send" -> "custom_send"."""
+    name = path.split("?", 1)[0].strip("/").removeprefix("cgi-bin/").removeprefix("message/")
+    return name.replace("/", "_")
+
+
+async def _within(awaitable: Awaitable[T], deadline: float | None) -> T:
+    """Await with an optional monotonic deadline (TimeoutError when it passes)."""
+    if deadline is None:
+        return await awaitable
+    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+        return await awaitable
+
+
+def _decode(body: bytes) -> dict[str, Any] | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _int(value: object) -> int:
+    """An integer field of an answer (0 when absent or not a number)."""
+    if isinstance(value, int | float):
+        return int(value)
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _errmsg(answer: Mapping[str, Any], credential: str) -> str:
+    """The platform's errmsg, bounded and with the credential masked should it be echoed."""
+    errmsg = _str(answer.get("errmsg"))[:300]
+    return errmsg.replace(credential, "***") if credential else errmsg
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""

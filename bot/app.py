@@ -1,0 +1,172 @@
+"""The app factory: `create_app(config) -> web.Application`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bot.api import WeChatAPI
+from bot.config import Config
+from bot.crypto import MessageCrypto
+from bot.dedup import SUCCESS, ReplyLedger
+from bot.delivery import LateDelivery
+from bot.dispatch import Dispatcher, Outcome, load_router
+from bot.followers import FollowerStore
+from bot.messages import Message
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.profiles import ProfileCache
+from bot.replay import ReplayGuard
+from bot.replies import max_articles_for, render_reply
+from bot.router import Route
+from bot.storage import open_storage
+from bot.webhook import BOT, Bot, handshake, receive
+
+log = logging.getLogger(__name__)
+
+_STARTED = web.AppKey("started", float)
+
+
+def create_app(config: Config) -> web.Application:
+    """The bot as an aiohttp application; resources open on startup and close on cleanup."""
+    router = load_router(config.handlers)  # import errors surface now, not on the first message
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[_STARTED] = time.time()
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        bot, session = await _open(config, router.routes())
+        app[BOT] = bot
+        try:
+            yield
+        finally:
+            await _close(bot, session)
+
+    app.cleanup_ctx.append(services)
+    app.router.add_get(config.webhook_path, handshake)
+    app.router.add_post(config.webhook_path, receive)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.ClientSession]:
+    metrics = Metrics()
+    storage = await open_storage(
+        redis_url=config.redis_url or None,
+        namespace=f"wechat-bot:{config.app_id}",
+        data_dir=Path(config.data_dir),
+        max_entries=config.storage_max_entries,
+        timeout=config.redis_timeout,
+    )
+    shared = storage if config.redis_url else None
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=config.api_timeout),
+        connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+    )
+    api = WeChatAPI(
+        session,
+        app_id=config.app_id,
+        app_secret=config.app_secret,
+        storage=storage,
+        base_url=config.api_base_url,
+        timeout=config.api_timeout,
+        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",
+        max_attempts=config.api_max_attempts,
+        observer=metrics,
+    )
+    profiles = ProfileCache(
+        api,
+        size=config.profile_cache_size,
+        ttl=config.profile_cache_ttl,
+        timeout=config.profile_timeout,
+        shared=shared,
+    )
+    delivery = LateDelivery(api, deadline=config.delivery_deadline, observe=metrics.on_delivery)
+
+    def render(result: tuple[Message, Outcome]) -> str:
+        msg, outcome = result
+        if outcome.reply is None:
+            return SUCCESS
+        return render_reply(
+            outcome.reply,
+            to_user=msg.from_user,
+            from_user=msg.to_user,
+            create_time=int(time.time()),
+            max_articles=max_articles_for(msg.msg_type),
+        )
+
+    def on_late(result: tuple[Message, Outcome]) -> None:
+        msg, outcome = result
+        if outcome.reply is not None:
+            delivery.submit(msg.from_user, outcome.reply)
+
+    ledger: ReplyLedger[tuple[Message, Outcome]] = ReplyLedger(
+        size=config.dedup_size, ttl=config.dedup_ttl, render=render, on_late=on_late, shared=shared
+    )
+    crypto = None
+    if config.encoding_aes_key:
+        crypto = MessageCrypto(
+            config.encoding_aes_key, config.app_id, config.encoding_aes_key_previous or None
+        )
+    bot = Bot(
+        config=config,
+        storage=storage,
+        api=api,
+        followers=FollowerStore(storage),
+        profiles=profiles,
+        dispatcher=Dispatcher(list(routes), observe=metrics.on_handler),
+        ledger=ledger,
+        delivery=delivery,
+        replay=ReplayGuard(storage, window=config.timestamp_window, check_nonce=config.nonce_check),
+        crypto=crypto,
+        metrics=metrics,
+    )
+    return bot, session
+
+
+async def _close(bot: Bot, session: aiohttp.ClientSession) -> None:
+    """Finish in-flight handlers and late deliveries within the grace period, then close."""
+    grace_ends = time.monotonic() + bot.config.shutdown_grace
+    running = set(bot.ledger.running)
+    if running:
+        log.info("waiting for %d running handler(s)", len(running))
+        _, left = await asyncio.wait(running, timeout=max(0.0, grace_ends - time.monotonic()))
+        for task in left:
+            task.cancel()
+        if left:
+            log.error("%d handler(s) still running at the end of the grace period: cancelled", len(left))
+    await asyncio.sleep(0)  # let completion callbacks schedule their deliveries
+    pending = len(bot.delivery.pending)
+    if pending:
+        log.info("waiting for %d late delivery(ies)", pending)
+    unfinished = await bot.delivery.drain(max(0.0, grace_ends - time.monotonic()))
+    if unfinished:
+        log.error("%d late delivery(ies) unfinished at the end of the grace period", unfinished)
+    await bot.profiles.close()
+    await session.close()
+    await bot.storage.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 with a little JSON."""
+    bot = request.app.get(BOT)
+    degraded = bool(getattr(bot.storage, "is_degraded", False)) if bot else False
+    return web.json_response(
+        {
+            "status": "ok",
+            "uptime_s": round(time.time() - request.app[_STARTED], 1),
+            "storage": "degraded" if degraded else "ok",
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    bot = request.app[BOT]
+    body = bot.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,169 @@
+"""Retries are one message: the reply ledger and the reply budget.
+
+WeChat retries a push it got no answer for within 5 s (three tries in all). The ledger keys
+each message (`Message.dedup_key`) and runs its handler once:
+
+* the first try waits for the handler until the reply budget; an answer in time is the
+  passive reply, remembered for retries;
+* a handler still running at the budget makes the passive answer `success`, and its result
+  goes out later through the customer-service API (`on_late`), exactly once;
+* a retry while the first try runs waits for the same answer (or `success` at its own
+  budget); a retry after it gets the remembered answer again.
+
+With a shared store (Redis) a retry that reaches another instance finds the entry there:
+it waits for the owner's answer, polling, until its budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bot.storage.base import Storage, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "success"
+T = TypeVar("T")
+
+_RUNNING = b"R"
+_DONE = b"D"
+_POLL_INTERVAL = 0.05
+
+
+@dataclass(slots=True)
+class _Entry:
+    answer: asyncio.Future[str]
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAnswer:
+    """The passive answer and how it came about."""
+
+    body: str
+    duplicate: bool  # a retry: the handler did not run for this request
+    late: bool  # the budget passed: the result goes through the customer-service API
+
+
+class ReplyLedger(Generic[T]):
+    """The bounded table of recent messages and their answers."""
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        ttl: float,
+        render: Callable[[T], str],
+        on_late: Callable[[T], None],
+        shared: Storage | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._render = render
+        self._on_late = on_late
+        self._shared = shared
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._running: set[asyncio.Task[T]] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def running(self) -> set[asyncio.Task[T]]:
+        """Handler tasks still running (graceful shutdown waits for them)."""
+        return self._running
+
+    async def answer(
+        self, key: str, produce: Callable[[], Awaitable[T]], deadline: float
+    ) -> LedgerAnswer:
+        """The passive answer for message `key`, running `produce` at most once per key.
+
+        `deadline` is on the ledger's clock: when the request's budget runs out.
+        """
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > now:
+            return LedgerAnswer(await self._wait(entry.answer, deadline), True, False)
+        if self._shared is not None and not await self._claim(key):
+            return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._entries[key] = _Entry(answer, now + self._ttl)
+        self._entries.move_to_end(key)
+        self._evict(now)
+        task = asyncio.ensure_future(produce())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - self._clock()))
+        late = not done
+        if late:
+            body = SUCCESS
+            task.add_done_callback(self._deliver_late)
+        else:
+            try:
+                body = self._render(task.result())
+            except Exception:
+                log.exception("message %s: could not produce a reply", key)
+                body = SUCCESS
+        answer.set_result(body)
+        if self._shared is not None:
+            await self._publish(key, body)
+        return LedgerAnswer(body, False, late)
+
+    def _deliver_late(self, task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            log.warning("a late handler was cancelled; its reply is lost")
+            return
+        if task.exception() is None:
+            self._on_late(task.result())
+
+    async def _wait(self, answer: asyncio.Future[str], deadline: float) -> str:
+        timeout = max(0.0, deadline - self._clock())
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), timeout)
+        except TimeoutError:
+            return SUCCESS
+
+    async def _claim(self, key: str) -> bool:
+        assert self._shared is not None
+        try:
+            return await self._shared.add(f"dedup:{key}", _RUNNING, self._ttl)
+        except StorageUnavailable:
+            return True  # no shared table right now: the local one still dedups this instance
+
+    async def _publish(self, key: str, body: str) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.set(f"dedup:{key}", _DONE + body.encode(), self._ttl)
+        except StorageUnavailable:
+            pass
+
+    async def _wait_shared(self, key: str, deadline: float) -> str:
+        assert self._shared is not None
+        while True:
+            try:
+                value = await self._shared.get(f"dedup:{key}")
+            except StorageUnavailable:
+                value = None
+            if value is not None and value.startswith(_DONE):
+                return value[1:].decode()
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return SUCCESS
+            await asyncio.sleep(min(_POLL_INTERVAL, remaining))
+
+    def _evict(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest_key, oldest = next(iter(entries.items()))
+            if len(entries) > self._size or oldest.expires <= now:
+                del entries[oldest_key]
+            else:
+                break

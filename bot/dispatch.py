@@ -1,0 +1,100 @@
+"""From a parsed message to a reply: pick the route, run the handler, contain its failures."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.config import ConfigError
+from bot.context import Context
+from bot.messages import Message, UnsubscribeEvent
+from bot.replies import Reply, TextReply
+from bot.router import SKIP, Route, Router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one message came to."""
+
+    reply: Reply | None
+    handler: str | None  # the handler that answered (or raised)
+    failed: bool = False
+
+
+class Dispatcher:
+    """Runs the first matching route; a raising handler is logged and answers nothing."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        *,
+        observe: Callable[[str, float, bool], None] | None = None,
+    ) -> None:
+        self._routes = tuple(routes)
+        self._by_type: dict[str, tuple[Route, ...]] = {}
+        self._observe = observe
+
+    def _candidates(self, msg_type: str) -> tuple[Route, ...]:
+        found = self._by_type.get(msg_type)
+        if found is None:
+            found = tuple(r for r in self._routes if r.msg_type in (None, msg_type))
+            if len(self._by_type) < 256:  # bounded: msg_type comes from the request
+                self._by_type[msg_type] = found
+        return found
+
+    async def dispatch(self, msg: Message, ctx: Context) -> Outcome:
+        """Handle `msg`; never raises for a handler's failure."""
+        if isinstance(msg, UnsubscribeEvent):
+            await _forget(ctx)
+        for route in self._candidates(msg.msg_type):
+            matched = route.match(msg)
+            if matched is False:
+                continue
+            ctx.match = matched if isinstance(matched, re.Match) else None
+            started = time.perf_counter()
+            try:
+                result = await route.handler(msg, ctx)
+            except Exception:
+                self._note(route.name, started, True)
+                log.exception("handler %s failed on message %s", route.name, msg.msg_id or msg.dedup_key)
+                return Outcome(None, route.name, failed=True)
+            self._note(route.name, started, False)
+            if result is SKIP:
+                continue
+            if isinstance(result, str):
+                return Outcome(TextReply(result) if result else None, route.name)
+            return Outcome(result, route.name)  # type: ignore[arg-type]
+        return Outcome(None, None)
+
+    def _note(self, name: str, started: float, failed: bool) -> None:
+        if self._observe is not None:
+            self._observe(name, time.perf_counter() - started, failed)
+
+
+async def _forget(ctx: Context) -> None:
+    try:
+        await ctx.followers.forget(ctx.openid)
+        await ctx.profiles.forget(ctx.openid)
+    except Exception:
+        log.exception("could not delete the data of a follower who unfollowed")
+
+
+def load_router(modules: Sequence[str]) -> Router:
+    """Import handler modules and include each one's `router`, in the given order."""
+    root = Router("app")
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError("handlers", f"cannot import {name!r}: {exc}") from None
+        router = getattr(module, "router", None)
+        if not isinstance(router, Router):
+            raise ConfigError("handlers", f"module {name!r} has no `router = Router()`")
+        root.include(router)
+    return root

@@ -1,0 +1,81 @@
+"""What the bot remembers about each follower: preferences and handlers' own state.
+
+Everything lives in one durable record per follower (`follower:<openid>`), so forgetting a
+follower when they unfollow is a single delete, on either storage backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.storage.base import Storage
+
+_NAME = "pref:name"
+_LANGUAGE = "pref:language"
+_STATE = "state:"
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What the follower told the bot about themselves."""
+
+    name: str | None = None
+    language: str | None = None
+
+
+def _record(openid: str) -> str:
+    return f"follower:{openid}"
+
+
+class FollowerStore:
+    """Reads and writes followers' durable records."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def preferences(self, openid: str) -> Preferences:
+        """The stored name and language (None where unset)."""
+        record = await self._storage.get_record(_record(openid))
+        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
+
+    async def set_name(self, openid: str, name: str) -> None:
+        """Remember the name the follower wants to be called (raises StorageUnavailable)."""
+        await self._storage.set_record_field(_record(openid), _NAME, name)
+
+    async def set_language(self, openid: str, language: str) -> None:
+        """Remember the follower's chosen language (raises StorageUnavailable)."""
+        await self._storage.set_record_field(_record(openid), _LANGUAGE, language)
+
+    async def forget(self, openid: str) -> None:
+        """Delete everything stored about the follower."""
+        await self._storage.delete_record(_record(openid))
+
+    def state(self, openid: str) -> FollowerState:
+        """Handlers' own key-value state for this follower."""
+        return FollowerState(self._storage, openid)
+
+
+class FollowerState:
+    """A small per-follower key-value store for handlers; works the same on every backend."""
+
+    def __init__(self, storage: Storage, openid: str) -> None:
+        self._storage = storage
+        self._record = _record(openid)
+
+    async def get(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        record = await self._storage.get_record(self._record)
+        return record.get(_STATE + key)
+
+    async def set(self, key: str, value: str) -> None:
+        """Store `value` under `key` (raises StorageUnavailable when it cannot be stored)."""
+        await self._storage.set_record_field(self._record, _STATE + key, value)
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`."""
+        await self._storage.delete_record_field(self._record, _STATE + key)
+
+    async def items(self) -> dict[str, str]:
+        """Every key and value of this follower's state."""
+        record = await self._storage.get_record(self._record)
+        return {k[len(_STATE) :]: v for k, v in record.items() if k.startswith(_STATE)}

@@ -1,0 +1,152 @@
+"""The handler registry: decorators per kind of message, first match answers.
+
+    router = Router()
+
+    @router.text(re.compile(r"^weather (\\w+)$"))
+    async def weather(msg: Message, ctx: Context) -> str:
+        return f"Sunny in {ctx.match[1]}" if ctx.match else "?"
+
+Routes are tried in registration order (an included router's routes stand where it was
+included); a handler returns `SKIP` to let the next matching route try.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from bot.messages import Event, Message, text_of
+
+if TYPE_CHECKING:
+    from bot.context import Context
+    from bot.replies import Reply
+
+
+class Skip:
+    """The type of `SKIP`."""
+
+    _instance: Skip | None = None
+
+    def __new__(cls) -> Skip:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP: Final = Skip()
+"""Returned by a handler to pass the message on to the next matching route."""
+
+HandlerResult: TypeAlias = "str | Reply | None | Skip"
+Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
+Filter: TypeAlias = Callable[[Message], bool]
+Matcher: TypeAlias = Callable[[Message], "re.Match[str] | bool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One registered handler with what it matches."""
+
+    handler: Handler
+    msg_type: str | None  # None: any type
+    matcher: Matcher | None
+    filters: tuple[Filter, ...]
+
+    @property
+    def name(self) -> str:
+        """The handler's qualified name, for logs and metrics."""
+        module = getattr(self.handler, "__module__", "")
+        qualname = getattr(self.handler, "__qualname__", repr(self.handler))
+        return f"{module}.{qualname}" if module else qualname
+
+    def match(self, msg: Message) -> re.Match[str] | bool:
+        """A regex match, True, or False when the route does not apply."""
+        if self.msg_type is not None and msg.msg_type != self.msg_type:
+            return False
+        result: re.Match[str] | bool = True
+        if self.matcher is not None:
+            result = self.matcher(msg)
+            if result is False or result is None:
+                return False
+        for check in self.filters:
+            if not check(msg):
+                return False
+        return result
+
+
+class Router:
+    """A registry of handlers; include routers into routers to compose an application."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._entries: list[Route | Router] = []
+
+    def text(
+        self, pattern: str | re.Pattern[str] | None = None, *filters: Filter
+    ) -> Callable[[Handler], Handler]:
+        """Text messages: an exact string (surrounding spaces ignored), a compiled regex
+        (searched; the match reaches the handler as `ctx.match`), or None for any text."""
+        return self._register("text", _text_matcher(pattern), filters)
+
+    def event(self, name: str, key: str | None = None, *filters: Filter) -> Callable[[Handler], Handler]:
+        """Events by name, case-insensitively (`subscribe`, `SCAN`, `CLICK`, …), optionally
+        by exact `EventKey`."""
+        wanted = name.lower()
+
+        def matches(msg: Message) -> bool:
+            if not isinstance(msg, Event) or msg.event != wanted:
+                return False
+            return key is None or msg.event_key == key
+
+        return self._register("event", matches, filters)
+
+    def message(
+        self, msg_type: str | type[Message] | None = None, *filters: Filter
+    ) -> Callable[[Handler], Handler]:
+        """Any message of a `MsgType` name (`image`, `location`, …) or class; None for all."""
+        if isinstance(msg_type, type):
+            cls = msg_type
+            return self._register(None, lambda m: isinstance(m, cls), filters)
+        return self._register(msg_type.lower() if msg_type else None, None, filters)
+
+    def include(self, other: Router) -> None:
+        """Add another router's routes here, at this point in the priority order."""
+        if other is self:
+            raise ValueError("a router cannot include itself")
+        self._entries.append(other)
+
+    def routes(self) -> Iterator[Route]:
+        """All routes in priority order, included routers expanded."""
+        for entry in self._entries:
+            if isinstance(entry, Router):
+                yield from entry.routes()
+            else:
+                yield entry
+
+    def _register(
+        self, msg_type: str | None, matcher: Matcher | None, filters: tuple[Filter, ...]
+    ) -> Callable[[Handler], Handler]:
+        def decorator(handler: Handler) -> Handler:
+            self._entries.append(Route(handler, msg_type, matcher, filters))
+            return handler
+
+        return decorator
+
+
+def _text_matcher(pattern: str | re.Pattern[str] | None) -> Matcher | None:
+    if pattern is None:
+        return None
+    if isinstance(pattern, re.Pattern):
+        compiled = pattern
+
+        def by_regex(msg: Message) -> re.Match[str] | bool:
+            found = compiled.search(text_of(msg))
+            return found if found is not None else False
+
+        return by_regex
+    exact = pattern.strip()
+    return lambda msg: text_of(msg).strip() == exact

@@ -1,0 +1,197 @@
+"""The shared store: ephemeral keys and record hashes in Redis, under one namespace."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from bot.storage.base import StorageUnavailable
+
+# Everything a failed Redis call can raise: RedisError covers its Connection/TimeoutError,
+# OSError covers socket errors and the builtin TimeoutError.
+_ERRORS = (RedisError, OSError)
+
+# Compare-and-delete in one step, so a lock is only released by the holder of its token.
+_DELETE_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# A password given as a query parameter (redis://host/0?password=...).
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*")
+
+
+def masked_url(url: str) -> str:
+    """`url` with any password replaced by `***`, fit for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            name, colon, _ = userinfo.partition(":")
+            # Without a colon the lone user part may well be a password written in its place.
+            netloc = f"{name}:***@{host}" if colon else f"***@{host}"
+        masked = f"{parts.scheme}://{netloc}{parts.path}"
+        if parts.query:
+            masked += "?" + _QUERY_PASSWORD.sub(r"\1***", parts.query)
+        return masked
+    except ValueError:
+        # Unparseable: show nothing of it rather than risk showing a secret.
+        return "<unparseable redis URL>"
+
+
+class RedisStorage:
+    """Ephemeral keys as `{namespace}:{key}`, records as hashes `{namespace}:rec:{name}`.
+
+    Connections come from a bounded pool: a caller waits at most `timeout` for one,
+    and every connect and socket read/write is bounded by `timeout` too, with one
+    immediate retry on a broken connection. Any failure raises StorageUnavailable.
+    Keep ephemeral key names from starting with `rec:`, which is the records' prefix.
+    """
+
+    def __init__(
+        self, url: str, namespace: str, *, timeout: float = 0.5, max_connections: int = 50
+    ) -> None:
+        """Configure the pool; nothing connects until the first call (see `connect`)."""
+        self._url = masked_url(url)
+        self._prefix = f"{namespace}:"
+        self._record_prefix = f"{namespace}:rec:"
+        pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One retry, at once: enough to replace a connection a Redis restart closed.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._client: Redis = Redis.from_pool(pool)
+        self._delete_if_equals = self._client.register_script(_DELETE_IF_EQUALS)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        namespace: str,
+        *,
+        timeout: float = 0.5,  # noqa: ASYNC109 - the per-call timeout of the store it builds
+        max_connections: int = 50,
+    ) -> RedisStorage:
+        """A store whose server answered a PING; StorageUnavailable (URL masked) if not."""
+        try:
+            storage = cls(url, namespace, timeout=timeout, max_connections=max_connections)
+        except ValueError as exc:
+            raise StorageUnavailable(f"invalid redis URL {masked_url(url)}: {exc}") from exc
+        try:
+            await storage.ping()
+        except StorageUnavailable as exc:
+            await storage.close()
+            raise StorageUnavailable(
+                f"cannot reach redis at {masked_url(url)} within {timeout} s: {exc.__cause__}"
+            ) from exc.__cause__
+        return storage
+
+    async def get(self, key: str) -> bytes | None:
+        """The value of an ephemeral key, or None when absent or expired."""
+        try:
+            value = await self._client.get(self._prefix + key)
+        except _ERRORS as exc:
+            raise self._unavailable("GET", exc) from exc
+        # The client is built without decode_responses, so this is bytes; str only for typing.
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        """Store an ephemeral key for `ttl` seconds, replacing any value."""
+        try:
+            await self._client.set(self._prefix + key, value, px=_milliseconds(ttl))
+        except _ERRORS as exc:
+            raise self._unavailable("SET", exc) from exc
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store the key only if absent; True when this call stored it."""
+        try:
+            stored = await self._client.set(
+                self._prefix + key, value, px=_milliseconds(ttl), nx=True
+            )
+        except _ERRORS as exc:
+            raise self._unavailable("SET NX", exc) from exc
+        return bool(stored)
+
+    async def delete(self, key: str) -> None:
+        """Remove an ephemeral key (no error when absent)."""
+        try:
+            await self._client.delete(self._prefix + key)
+        except _ERRORS as exc:
+            raise self._unavailable("DEL", exc) from exc
+
+    async def delete_if_equals(self, key: str, value: bytes) -> bool:
+        """Remove the key only while it still holds `value` (atomic, in a Lua script)."""
+        try:
+            deleted: Any = await self._delete_if_equals(keys=[self._prefix + key], args=[value])
+        except _ERRORS as exc:
+            raise self._unavailable("compare-and-delete", exc) from exc
+        return bool(deleted)
+
+    async def get_record(self, name: str) -> dict[str, str]:
+        """All fields of a durable record ({} when there is none)."""
+        try:
+            raw = await self._client.hgetall(self._record_prefix + name)
+        except _ERRORS as exc:
+            raise self._unavailable("HGETALL", exc) from exc
+        return {_text(field): _text(value) for field, value in raw.items()}
+
+    async def set_record_field(self, name: str, field: str, value: str) -> None:
+        """Set one field of a durable record."""
+        try:
+            await self._client.hset(self._record_prefix + name, field, value)
+        except _ERRORS as exc:
+            raise self._unavailable("HSET", exc) from exc
+
+    async def delete_record_field(self, name: str, field: str) -> None:
+        """Remove one field of a durable record."""
+        try:
+            await self._client.hdel(self._record_prefix + name, field)
+        except _ERRORS as exc:
+            raise self._unavailable("HDEL", exc) from exc
+
+    async def delete_record(self, name: str) -> None:
+        """Remove a whole durable record."""
+        try:
+            await self._client.delete(self._record_prefix + name)
+        except _ERRORS as exc:
+            raise self._unavailable("DEL", exc) from exc
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable when Redis does not answer a PING."""
+        try:
+            await self._client.ping()
+        except _ERRORS as exc:
+            raise self._unavailable("PING", exc) from exc
+
+    async def close(self) -> None:
+        """Close the client and every pooled connection."""
+        await self._client.aclose()
+
+    def _unavailable(self, command: str, exc: BaseException) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"redis {command} at {self._url} failed: {type(exc).__name__}: {exc}"
+        )
+
+
+def _text(raw: bytes | str) -> str:
+    # "replace": bytes another writer left behind must not crash a read.
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def _milliseconds(ttl: float) -> int:
+    # PX must be a positive integer; round up so a short TTL never becomes "no expiry".
+    return max(1, math.ceil(ttl * 1000))

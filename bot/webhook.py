@@ -1,0 +1,197 @@
+"""The webhook: request → verify → (decrypt) → parse → dedup → route → render → (encrypt) → response.
+
+Bad requests get a clear 4xx and a log line; nothing a request carries can produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.api import WeChatAPI
+from bot.config import Config
+from bot.context import Context
+from bot.crypto import AppIdMismatch, CryptoError, MessageCrypto
+from bot.dedup import SUCCESS, ReplyLedger
+from bot.delivery import LateDelivery
+from bot.dispatch import Dispatcher, Outcome
+from bot.followers import FollowerStore
+from bot.logs import log_message
+from bot.messages import Message, MessageError, parse_message
+from bot.metrics import Metrics
+from bot.profiles import ProfileCache
+from bot.replay import ReplayGuard, ReplayVerdict
+from bot.signature import verify_msg_signature, verify_signature
+from bot.storage.base import Storage
+from bot.xmlcodec import BodyError, parse_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Bot:
+    """Everything the webhook needs, opened once per app."""
+
+    config: Config
+    storage: Storage
+    api: WeChatAPI
+    followers: FollowerStore
+    profiles: ProfileCache
+    dispatcher: Dispatcher
+    ledger: ReplyLedger[tuple[Message, Outcome]]
+    delivery: LateDelivery
+    replay: ReplayGuard
+    crypto: MessageCrypto | None
+    metrics: Metrics
+
+
+BOT = web.AppKey("bot", Bot)
+
+_TEXT = "text/plain"
+_XML = "application/xml"
+
+
+def _refuse(status: int, reason: str, request: web.Request) -> web.Response:
+    log.warning("%s %s refused (%d): %s", request.method, request.path, status, reason)
+    return web.Response(status=status, text=reason + "\n", content_type=_TEXT)
+
+
+async def handshake(request: web.Request) -> web.Response:
+    """GET: the server-URL check; echo `echostr` when the signature holds."""
+    bot = request.app[BOT]
+    q = request.query
+    signature, timestamp, nonce, echostr = (
+        q.get("signature"), q.get("timestamp"), q.get("nonce"), q.get("echostr")
+    )
+    if not (signature and timestamp and nonce and echostr):
+        return _refuse(400, "missing signature, timestamp, nonce or echostr", request)
+    if not verify_signature(bot.config.token, timestamp, nonce, signature):
+        return _refuse(403, "invalid signature", request)
+    return web.Response(text=echostr, content_type=_TEXT)
+
+
+async def receive(request: web.Request) -> web.Response:
+    """POST: one pushed message or event."""
+    started = time.perf_counter()
+    bot = request.app[BOT]
+    config = bot.config
+    q = request.query
+    signature = q.get("signature")
+    timestamp = q.get("timestamp")
+    nonce = q.get("nonce")
+    if not signature:
+        return _refused(bot, _refuse(403, "missing signature", request))
+    if not (timestamp and nonce):
+        return _refused(bot, _refuse(400, "missing timestamp or nonce", request))
+    if not verify_signature(config.token, timestamp, nonce, signature):
+        return _refused(bot, _refuse(403, "invalid signature", request))
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refused(bot, _refuse(413, f"body over {config.max_body_bytes} bytes", request))
+    verdict = await bot.replay.check(timestamp, nonce, body)
+    if verdict is ReplayVerdict.STALE:
+        return _refused(bot, _refuse(403, "timestamp outside the accepted window", request))
+    if verdict is ReplayVerdict.REPLAYED:
+        return _refused(bot, _refuse(403, "nonce already used", request))
+    encrypted_reply = q.get("encrypt_type", "raw").lower() == "aes"
+    try:
+        fields = parse_body(body)
+        if "Encrypt" in fields and bot.crypto is not None:
+            fields = _decrypt(bot, fields, timestamp, nonce, q.get("msg_signature"), encrypted_reply)
+        elif encrypted_reply:
+            raise _Refusal(400, "encrypted request but no EncodingAESKey is configured"
+                           if bot.crypto is None else "encrypted request without Encrypt")
+        elif config.safe_mode_only:
+            raise _Refusal(403, "plaintext requests are refused in safe mode")
+        msg = parse_message(fields)
+    except _Refusal as refusal:
+        return _refused(bot, _refuse(refusal.status, refusal.reason, request))
+    except (BodyError, MessageError) as exc:
+        return _refused(bot, _refuse(400, f"bad message: {exc.reason}", request))
+    try:
+        answer_body, handler, outcome = await _answer(bot, msg)
+    except Exception:
+        log.exception("message %s: unexpected failure; answering success", msg.dedup_key)
+        answer_body, handler, outcome = SUCCESS, None, "error"
+    bot.metrics.requests.labels(msg.msg_type, outcome).inc()
+    log_message(
+        msg_id=msg.msg_id or msg.dedup_key, msg_type=msg.msg_type, handler=handler,
+        outcome=outcome, started=started,
+    )
+    if answer_body == SUCCESS:
+        return web.Response(text=SUCCESS, content_type=_TEXT)
+    if encrypted_reply and bot.crypto is not None:
+        answer_body = bot.crypto.encrypt_reply(answer_body, config.token)
+    return web.Response(text=answer_body, content_type=_XML)
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _refused(bot: Bot, response: web.Response) -> web.Response:
+    bot.metrics.requests.labels("-", f"rejected_{response.status}").inc()
+    return response
+
+
+def _decrypt(
+    bot: Bot,
+    fields: dict[str, object],
+    timestamp: str,
+    nonce: str,
+    msg_signature: str | None,
+    required: bool,
+) -> dict[str, object]:
+    """The decrypted message fields; the encrypted part is authoritative (compatible mode too)."""
+    assert bot.crypto is not None
+    encrypt = fields.get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        raise _Refusal(400, "empty Encrypt")
+    # The signature comes before decryption, so decryption errors cannot act as an oracle.
+    if msg_signature is None:
+        if required:
+            raise _Refusal(403, "missing msg_signature")
+    elif not verify_msg_signature(bot.config.token, timestamp, nonce, encrypt, msg_signature):
+        raise _Refusal(403, "invalid msg_signature")
+    try:
+        plain = bot.crypto.decrypt(encrypt)
+    except AppIdMismatch:
+        raise _Refusal(403, "message encrypted for another appid") from None
+    except CryptoError as exc:
+        raise _Refusal(400, f"cannot decrypt: {exc.reason}") from None
+    inner = parse_body(plain)
+    if "Encrypt" in inner:
+        raise _Refusal(400, "nested Encrypt")
+    return inner
+
+
+async def _answer(bot: Bot, msg: Message) -> tuple[str, str | None, str]:
+    """Run the message through the ledger; returns (body, handler, outcome)."""
+    ran: list[Outcome] = []
+
+    async def produce() -> tuple[Message, Outcome]:
+        ctx = Context(msg, bot.config, bot.api, bot.followers, bot.profiles)
+        outcome = await bot.dispatcher.dispatch(msg, ctx)
+        ran.append(outcome)
+        return msg, outcome
+
+    deadline = time.monotonic() + bot.config.reply_budget
+    answer = await bot.ledger.answer(msg.dedup_key, produce, deadline)
+    if answer.duplicate:
+        bot.metrics.dedup_hits.inc()
+        return answer.body, None, "duplicate"
+    if answer.late:
+        bot.metrics.budget_overruns.inc()
+        return answer.body, None, "late"
+    outcome = ran[0] if ran else None
+    handler = outcome.handler if outcome else None
+    if outcome is not None and outcome.failed:
+        return answer.body, handler, "handler_error"
+    return answer.body, handler, "replied" if answer.body != SUCCESS else "no_reply"

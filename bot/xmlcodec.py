@@ -1,0 +1,134 @@
+"""Request bodies → flat field dicts, safely: WeChat's ``<xml>`` pushes or their JSON twin (§4, §5).
+
+XML children become keys; leaf text becomes ``str`` (CDATA unwrapped); elements with children
+become nested dicts; a name repeated under one parent becomes a list in document order.
+Nothing from a DTD is ever expanded: any DOCTYPE or entity declaration is refused outright.
+
+Control characters (U+0000-U+001F except TAB, LF, CR) are *removed* before parsing. The platform
+does send some (e.g. ``\\x1d`` inside Content) but XML 1.0 forbids them even as character
+references, so no parser accepts them. Dropping them keeps every parsed value XML-safe to echo
+back in a reply, and cannot collide with real text the way a placeholder character could.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+__all__ = ["MAX_DEPTH", "BodyError", "parse_body"]
+
+MAX_DEPTH = 32  # WeChat nests three levels at most; anything deeper is hostile
+# bytes below 0x20 never occur inside a multi-byte UTF-8 sequence, so deleting them is safe
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r")
+_WHITESPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+_ABSENT: Any = object()  # no value parsed can be this object, unlike "" or a cached 1-char str
+
+
+class BodyError(ValueError):
+    """The body is not a usable push; ``reason`` is short and safe to answer with (HTTP 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """Parse a push body (XML, or JSON when it starts with ``{``) into its fields.
+
+    Raises ``BodyError`` with reason ``"empty"``, ``"dtd"``, ``"malformed"``, ``"encoding"``,
+    ``"root"`` (XML root is not ``<xml>``), ``"too deep"`` or ``"not an object"`` (JSON).
+    """
+    # translate returns the same object when nothing is deleted: no copy on clean bodies
+    body = body.translate(None, _CONTROL_BYTES)
+    start = 3 if body.startswith(_BOM) else 0
+    end = len(body)
+    while start < end and body[start] in _WHITESPACE:
+        start += 1
+    if start == end:
+        raise BodyError("empty")
+    fields = _parse_json(body, start) if body[start] == 0x7B else _parse_xml(body)  # 0x7B "{"
+    if not fields:
+        raise BodyError("empty")
+    return fields
+
+
+def _parse_json(body: bytes, start: int) -> dict[str, Any]:
+    """Decode a JSON push; strict UTF-8 (json's own detection would let encoded surrogates in)."""
+    try:
+        value = json.loads(body[start:].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BodyError("encoding") from None
+    except (ValueError, RecursionError):
+        raise BodyError("malformed") from None
+    if not isinstance(value, dict):
+        raise BodyError("not an object")
+    return value
+
+
+def _refuse_dtd(*_args: Any) -> NoReturn:
+    """Expat handler for every DTD construct: stop before anything is declared or expanded."""
+    raise BodyError("dtd")
+
+
+def _parse_xml(body: bytes) -> dict[str, Any]:
+    """Build the field dict with expat callbacks: one pass, no DOM, no entity expansion."""
+    # the explicit encoding overrides any declaration in the document: pushes are UTF-8
+    parser = expat.ParserCreate("UTF-8")
+    parser.buffer_text = True  # one text callback per run, CDATA pieces included
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.UnparsedEntityDeclHandler = _refuse_dtd
+    parser.ExternalEntityRefHandler = _refuse_dtd
+
+    # the document is the root element's parent, so the root needs no special case
+    document: dict[str, Any] = {}
+    # children dict of each open element; None until its first child shows it is no leaf
+    containers: list[dict[str, Any] | None] = [document]
+    text: list[str] = []  # text pieces of the innermost open element
+
+    def start(_name: str, _attrs: dict[str, str]) -> None:
+        if len(containers) > MAX_DEPTH:
+            raise BodyError("too deep")
+        if containers[-1] is None:
+            containers[-1] = {}
+        containers.append(None)
+        text.clear()  # whitespace between tags belongs to no leaf
+
+    def end(name: str) -> None:
+        children = containers.pop()
+        value: Any = children if children is not None else "".join(text)
+        text.clear()
+        siblings = containers[-1]
+        assert siblings is not None  # start() made the parent a container
+        previous = siblings.get(name, _ABSENT)
+        if previous is _ABSENT:
+            siblings[name] = value
+        elif type(previous) is list:  # a list here only comes from an earlier repetition
+            previous.append(value)
+        else:
+            siblings[name] = [previous, value]
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text.append
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError:
+        raise BodyError(_xml_error_reason(body)) from None
+    if "xml" not in document:  # well-formed XML has exactly one root element
+        raise BodyError("root")
+    root = document["xml"]
+    # "<xml>text</xml>" has no fields: parse_body reports it as empty
+    return root if type(root) is dict else {}
+
+
+def _xml_error_reason(body: bytes) -> str:
+    """Tell bad bytes from bad markup; only runs on the error path, so it may afford a decode."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "encoding"
+    return "malformed"

@@ -1,0 +1,117 @@
+"""The greeting: welcomes followers by name, in their language, and lets them set both.
+
+Since 2021 the profile API returns no nickname, so the name comes from the follower ("叫我小王",
+"call me Sam"), else an old-style nickname, else the operator's remark, else no name at all.
+The language comes from the follower's choice ("language en", "语言 繁體"), else the script
+they write in, else the profile (where it is real), else the configured default.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot import SKIP, Context, Message, Router, Skip
+from bot.language import normalize_language
+from bot.storage.base import StorageUnavailable
+
+router = Router("greeting")
+
+MAX_NAME_LENGTH = 32
+
+_NAME_COMMAND = re.compile(
+    r"^\s*(?:请叫我|請叫我|叫我|call\s+me|please\s+call\s+me|my\s+name\s+is)\s*[:：]?\s*(?P<name>.*?)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_LANGUAGE_COMMAND = re.compile(
+    r"^\s*(?:(?:language|lang)(?:\s+|\s*[:：]\s*|$)|(?:语言|語言)\s*[:：]?\s*)(?P<value>.*?)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+# Punctuation a follower may put around a name: "叫我「小王」！", "call me Sam."
+_NAME_TRIM = "\"'“”‘’「」『』《》()（）[]【】.,!?;:。，！？；：~～…·- \t\r\n"
+
+_CONFIRM_NAME = {
+    "zh_CN": "好的，以后就叫你{name}。",
+    "zh_TW": "好的，以後就叫你{name}。",
+    "en": "Got it. I'll call you {name}.",
+}
+_NAME_TOO_LONG = {
+    "zh_CN": "这个名字太长了（最多 {max} 个字），换一个短一点的吧。",
+    "zh_TW": "這個名字太長了（最多 {max} 個字），換一個短一點的吧。",
+    "en": "That name is too long (at most {max} characters). Please pick a shorter one.",
+}
+_NAME_MISSING = {
+    "zh_CN": "想让我怎么称呼你？发送“叫我”加上名字，例如：叫我小王",
+    "zh_TW": "想讓我怎麼稱呼你？發送「叫我」加上名字，例如：叫我小王",
+    "en": "What should I call you? Send \"call me\" and a name, for example: call me Sam",
+}
+_CONFIRM_LANGUAGE = {
+    "zh_CN": "好的，以后用简体中文和你聊天。",
+    "zh_TW": "好的，以後用繁體中文和你聊天。",
+    "en": "Got it. I'll speak English with you from now on.",
+}
+_LANGUAGE_HELP = {
+    "zh_CN": "可选语言：简体中文（语言 zh_CN）、繁體中文（语言 zh_TW）、English（语言 en）。",
+    "zh_TW": "可選語言：简体中文（語言 zh_CN）、繁體中文（語言 zh_TW）、English（語言 en）。",
+    "en": "Languages: 简体中文 (language zh_CN), 繁體中文 (language zh_TW), English (language en).",
+}
+_NOT_SAVED = {
+    "zh_CN": "抱歉，现在没能保存你的设置，请稍后再试。",
+    "zh_TW": "抱歉，現在沒能保存你的設定，請稍後再試。",
+    "en": "Sorry, I couldn't save that just now. Please try again in a moment.",
+}
+
+
+@router.text(_NAME_COMMAND)
+async def set_name(msg: Message, ctx: Context) -> str:
+    """"叫我小王" / "請叫我小王" / "call me Sam": remember the name and confirm it."""
+    language = await ctx.language()
+    raw = ctx.match["name"] if ctx.match else ""
+    name = " ".join(raw.strip(_NAME_TRIM).split())
+    if not name:
+        return _NAME_MISSING[language]
+    if len(name) > MAX_NAME_LENGTH:
+        return _NAME_TOO_LONG[language].format(max=MAX_NAME_LENGTH)
+    try:
+        await ctx.set_name(name)
+    except StorageUnavailable:
+        return _NOT_SAVED[language]
+    return _CONFIRM_NAME[language].format(name=name)
+
+
+@router.text(_LANGUAGE_COMMAND)
+async def set_language(msg: Message, ctx: Context) -> str | Skip:
+    """"language en" / "语言 英文" / "語言 繁體": remember the language and confirm in it."""
+    value = ctx.match["value"] if ctx.match else ""
+    chosen = normalize_language(value)
+    if chosen is None:
+        if len(value) > 16 or " " in value:
+            return SKIP  # a sentence that merely starts with the word, e.g. "语言学很有趣"
+        return _LANGUAGE_HELP[await ctx.language()]
+    try:
+        await ctx.set_language(chosen)
+    except StorageUnavailable:
+        return _NOT_SAVED[await ctx.language()]
+    return _CONFIRM_LANGUAGE[chosen]
+
+
+@router.event("subscribe")
+async def welcome(msg: Message, ctx: Context) -> str:
+    """A new follower: the greeting."""
+    return await greeting_for(ctx)
+
+
+@router.text()
+async def greet(msg: Message, ctx: Context) -> str:
+    """Any text no other handler took: the greeting."""
+    return await greeting_for(ctx)
+
+
+async def greeting_for(ctx: Context) -> str:
+    """The configured greeting in the follower's language, with their name when known."""
+    language = await ctx.language()
+    templates = ctx.config.greeting(language)
+    name = await ctx.name()
+    account = ctx.config.account_name
+    if name:
+        return templates.with_name.format(name=name, account=account)
+    return templates.without_name.format(account=account)
