@@ -2,11 +2,11 @@
 
 ``SIMPLIFIED_ONLY`` holds characters whose form exists only in Simplified Chinese,
 ``TRADITIONAL_ONLY`` those whose form exists only in Traditional Chinese (Taiwan and Hong Kong
-spellings alike). Both are derived from ``_PAIRS``, the most frequent (Simplified, Traditional) pairs of the standard
-simplification tables, ordered roughly by how often the Simplified character is used. A character
-that ordinary text in both scripts uses (``_BOTH_SCRIPTS``: 干 beside 乾/幹, 后 beside 後, 台 beside
-臺, 著 used in Simplified 著名, 温 used in Hong Kong…) or that appears on both sides of some pair is
-evidence for neither script and is left out of both sets.
+spellings alike). Both are derived from ``_PAIRS``, the most frequent (Simplified, Traditional)
+pairs of the standard simplification tables, ordered roughly by how often the Simplified
+character is used. A character that ordinary text in both scripts uses (``_BOTH_SCRIPTS``: 干
+beside 乾/幹, 后 beside 後, 台 beside 臺, 著 in Simplified 著名, 温 in Hong Kong…) or that
+appears on both sides of some pair is evidence for neither script and is left out of both sets.
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ class AccessTokenCache:
             await self._guarded(self._storage.delete_if_equals(self._key, raw), None)
 
     def _refresh_done(self, task: asyncio.Task[str]) -> None:
-        self._refreshing = None
+        if self._refreshing is task:  # a newer refresh may have started already
+            self._refreshing = None
         if not task.cancelled():
             task.exception()  # retrieved: no "never retrieved" warning when every waiter left
 

@@ -78,6 +78,17 @@ class BrokenStorage(DictStorage):
         raise StorageUnavailable("down")
 
 
+class RacingStorage(DictStorage):
+    """Another instance stores its token and releases the lock just before we take it."""
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        if key == "token-lock:wx1":
+            now = self.clock()
+            shared = {"token": "t_racer", "refresh_at": now + 6900, "expires_at": now + 7200}
+            await self.set("token:wx1", json.dumps(shared).encode(), 7200)
+        return await super().add(key, value, ttl)
+
+
 class Platform:
     """The token endpoint: counts fetches, hands out t1, t2, … (or a scripted answer)."""
 
@@ -211,6 +222,15 @@ async def test_waits_for_the_lock_holder_and_uses_its_token(
     assert platform.calls == []
 
 
+async def test_rechecks_the_shared_key_after_taking_the_lock(
+    platform: Platform, clock: Clock
+) -> None:
+    storage = RacingStorage(clock)
+    assert await make_cache(platform, storage, clock).get() == "t_racer"
+    assert platform.calls == []
+    assert "token-lock:wx1" not in storage.data
+
+
 async def test_takes_over_when_the_lock_holder_died(platform: Platform, clock: Clock) -> None:
     storage = DictStorage()  # real time: the dead holder's lock expires by itself
     await storage.add("token-lock:wx1", b"dead-instance", 0.2)
@@ -251,6 +271,17 @@ async def test_invalidating_an_old_token_keeps_the_newer_one(
     assert json.loads(storage.data["token:wx1"][0])["token"] == "t2"
     assert await cache.get() == "t2"
     assert len(platform.calls) == 2
+
+
+async def test_a_refused_token_stored_again_by_a_slow_instance_is_not_adopted(
+    platform: Platform, storage: DictStorage, clock: Clock
+) -> None:
+    cache = make_cache(platform, storage, clock)
+    await cache.get()
+    stale = storage.data["token:wx1"]
+    await cache.invalidate("t1")
+    storage.data["token:wx1"] = stale  # a slow instance writes back the refused token
+    assert await cache.get() == "t2"
 
 
 async def test_same_token_after_invalidate_forces_a_refresh(

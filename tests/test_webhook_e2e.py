@@ -256,7 +256,7 @@ async def test_nonce_check_can_be_turned_off(wechat_bot: BotFactory) -> None:
 
 async def test_identical_retransmission_gets_the_same_answer(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot()
-    request = _signed(bot, build_xml(text_fields("o_demo_wang", "hi", msg_id="4242")), nonce="9")
+    request = _signed(bot, build_xml(text_fields("o_demo_wang", "你好", msg_id="4242")), nonce="9")
     first, second = await _post(bot, *request), await _post(bot, *request)
     assert first[0] == second[0] == 200
     assert first[1] == second[1] and "欢迎关注" in first[1]

@@ -1,0 +1,297 @@
+"""Passive replies (platform notes §4): typed values, rendered to XML by string building.
+
+Every text value goes into CDATA; a ``]]>`` inside is split across two sections, a CR is written
+as ``&#13;`` between sections (parsers turn a raw CR into LF even inside CDATA), and characters
+XML 1.0 forbids (controls, lone surrogates, U+FFFE/U+FFFF) are dropped, so the answer is always
+well-formed: a malformed one shows the follower "this account cannot serve you now".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from bot.xmlcodec import parse_body
+
+__all__ = [
+    "ARTICLE_LIMIT",
+    "ARTICLE_LIMIT_FOR_USER_MESSAGES",
+    "Article",
+    "ImageReply",
+    "MusicReply",
+    "NewsReply",
+    "Reply",
+    "TextReply",
+    "TransferCustomerServiceReply",
+    "VideoReply",
+    "VoiceReply",
+    "customer_service_payload",
+    "max_articles_for",
+    "parse_reply",
+    "render_reply",
+]
+
+ARTICLE_LIMIT_FOR_USER_MESSAGES = 1  # news in answer to text/image/voice/video/location/link
+ARTICLE_LIMIT = 8  # news in answer to anything else (events)
+_USER_MESSAGE_TYPES = frozenset(
+    {"text", "image", "voice", "video", "shortvideo", "location", "link"}
+)
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+@dataclass(frozen=True, slots=True)
+class TextReply:
+    """A text answer."""
+
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReply:
+    """An image, by the ``media_id`` of uploaded media."""
+
+    media_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceReply:
+    """A voice clip, by ``media_id``."""
+
+    media_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VideoReply:
+    """A video, by ``media_id``, with an optional title and description."""
+
+    media_id: str
+    title: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MusicReply:
+    """A music card; ``thumb_media_id`` is the cover image's media id."""
+
+    title: str = ""
+    description: str = ""
+    music_url: str = ""
+    hq_music_url: str = ""
+    thumb_media_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One item of a ``NewsReply``."""
+
+    title: str
+    description: str = ""
+    pic_url: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewsReply:
+    """Link cards; rendering keeps only as many as the platform allows for the message answered."""
+
+    articles: tuple[Article, ...]
+
+    def __post_init__(self) -> None:
+        if not self.articles:
+            raise ValueError("a NewsReply needs at least one Article")
+        if type(self.articles) is not tuple:  # a list would make the frozen value mutable
+            object.__setattr__(self, "articles", tuple(self.articles))
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCustomerServiceReply:
+    """Hand the conversation to human agents, to ``kf_account`` if given (user messages only)."""
+
+    kf_account: str | None = None
+
+
+Reply: TypeAlias = (
+    TextReply
+    | ImageReply
+    | VoiceReply
+    | VideoReply
+    | MusicReply
+    | NewsReply
+    | TransferCustomerServiceReply
+)
+
+
+def _cdata(value: str) -> str:
+    """``value`` as CDATA that any XML 1.0 parser reads back unchanged."""
+    if _FORBIDDEN.search(value) is not None:
+        value = _FORBIDDEN.sub("", value)
+    if "]]>" in value:
+        value = value.replace("]]>", "]]]]><![CDATA[>")
+    if "\r" in value:
+        value = value.replace("\r", "]]>&#13;<![CDATA[")
+    return f"<![CDATA[{value}]]>"
+
+
+def _text_body(reply: TextReply, _max: int) -> str:
+    return f"<MsgType><![CDATA[text]]></MsgType><Content>{_cdata(reply.content)}</Content>"
+
+
+def _image_body(reply: ImageReply, _max: int) -> str:
+    return (
+        "<MsgType><![CDATA[image]]></MsgType>"
+        f"<Image><MediaId>{_cdata(reply.media_id)}</MediaId></Image>"
+    )
+
+
+def _voice_body(reply: VoiceReply, _max: int) -> str:
+    return (
+        "<MsgType><![CDATA[voice]]></MsgType>"
+        f"<Voice><MediaId>{_cdata(reply.media_id)}</MediaId></Voice>"
+    )
+
+
+def _video_body(reply: VideoReply, _max: int) -> str:
+    return (
+        "<MsgType><![CDATA[video]]></MsgType>"
+        f"<Video><MediaId>{_cdata(reply.media_id)}</MediaId>"
+        f"<Title>{_cdata(reply.title)}</Title>"
+        f"<Description>{_cdata(reply.description)}</Description></Video>"
+    )
+
+
+def _music_body(reply: MusicReply, _max: int) -> str:
+    return (
+        "<MsgType><![CDATA[music]]></MsgType>"
+        f"<Music><Title>{_cdata(reply.title)}</Title>"
+        f"<Description>{_cdata(reply.description)}</Description>"
+        f"<MusicUrl>{_cdata(reply.music_url)}</MusicUrl>"
+        f"<HQMusicUrl>{_cdata(reply.hq_music_url)}</HQMusicUrl>"
+        f"<ThumbMediaId>{_cdata(reply.thumb_media_id)}</ThumbMediaId></Music>"
+    )
+
+
+def _news_body(reply: NewsReply, max_articles: int) -> str:
+    articles = reply.articles[: max(1, max_articles)]
+    items = "".join(
+        f"<item><Title>{_cdata(a.title)}</Title>"
+        f"<Description>{_cdata(a.description)}</Description>"
+        f"<PicUrl>{_cdata(a.pic_url)}</PicUrl><Url>{_cdata(a.url)}</Url></item>"
+        for a in articles
+    )
+    return (
+        "<MsgType><![CDATA[news]]></MsgType>"
+        f"<ArticleCount>{len(articles)}</ArticleCount><Articles>{items}</Articles>"
+    )
+
+
+def _transfer_body(reply: TransferCustomerServiceReply, _max: int) -> str:
+    body = "<MsgType><![CDATA[transfer_customer_service]]></MsgType>"
+    if reply.kf_account:
+        body += f"<TransInfo><KfAccount>{_cdata(reply.kf_account)}</KfAccount></TransInfo>"
+    return body
+
+
+# Type-specific part of each reply, after the common header: (reply, max_articles) -> XML
+_BODIES: dict[type[Any], Callable[[Any, int], str]] = {
+    TextReply: _text_body,
+    ImageReply: _image_body,
+    VoiceReply: _voice_body,
+    VideoReply: _video_body,
+    MusicReply: _music_body,
+    NewsReply: _news_body,
+    TransferCustomerServiceReply: _transfer_body,
+}
+
+
+def render_reply(
+    reply: Reply,
+    *,
+    to_user: str,
+    from_user: str,
+    create_time: int,
+    max_articles: int = ARTICLE_LIMIT,
+) -> str:
+    """The passive-reply XML; ``to_user`` is the follower's openid, ``from_user`` the account.
+
+    News is cut to ``max_articles`` (see ``max_articles_for``), never below one article.
+    """
+    body = _BODIES.get(type(reply))
+    if body is None:
+        raise TypeError(f"not a Reply: {type(reply).__name__}")
+    return (
+        f"<xml><ToUserName>{_cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{_cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{int(create_time)}</CreateTime>"
+        f"{body(reply, max_articles)}</xml>"
+    )
+
+
+def max_articles_for(msg_type: str) -> int:
+    """How many news articles a passive reply to a ``msg_type`` message may carry."""
+    if msg_type in _USER_MESSAGE_TYPES:
+        return ARTICLE_LIMIT_FOR_USER_MESSAGES
+    return ARTICLE_LIMIT
+
+
+def _news_payload(reply: NewsReply) -> tuple[str, dict[str, Any]]:
+    # the customer-service API refuses more than one article (errcode 45008)
+    first = reply.articles[0]
+    article = {
+        "title": first.title,
+        "description": first.description,
+        "url": first.url,
+        "picurl": first.pic_url,
+    }
+    return "news", {"articles": [article]}
+
+
+# msgtype and its object for message/custom/send, per reply type
+_PAYLOADS: dict[type[Any], Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    TextReply: lambda r: ("text", {"content": r.content}),
+    ImageReply: lambda r: ("image", {"media_id": r.media_id}),
+    VoiceReply: lambda r: ("voice", {"media_id": r.media_id}),
+    VideoReply: lambda r: (
+        "video",
+        {"media_id": r.media_id, "title": r.title, "description": r.description},
+    ),
+    MusicReply: lambda r: (
+        "music",
+        {
+            "title": r.title,
+            "description": r.description,
+            "musicurl": r.music_url,
+            "hqmusicurl": r.hq_music_url,
+            "thumb_media_id": r.thumb_media_id,
+        },
+    ),
+    NewsReply: _news_payload,
+}
+
+
+def customer_service_payload(reply: Reply, openid: str) -> dict[str, Any] | None:
+    """The ``message/custom/send`` JSON carrying ``reply`` late; ``None`` if it cannot be carried.
+
+    ``TransferCustomerServiceReply`` only means something as a passive answer; news keeps its
+    first article, the most the customer-service API accepts.
+    """
+    payload = _PAYLOADS.get(type(reply))
+    if payload is None:
+        return None
+    kind, content = payload(reply)
+    return {"touser": openid, "msgtype": kind, kind: content}
+
+
+def parse_reply(xml: str) -> dict[str, Any]:
+    """Read reply XML back into fields (for tests and tools); ``Articles`` is always a list.
+
+    Raises ``bot.xmlcodec.BodyError`` when ``xml`` is not a well-formed ``<xml>`` document.
+    """
+    # surrogatepass: a lone surrogate becomes bytes that parse_body reports as an encoding error
+    fields = parse_body(xml.encode("utf-8", "surrogatepass"))
+    articles = fields.get("Articles")
+    if articles is not None:
+        items = articles.get("item", []) if isinstance(articles, dict) else []
+        fields["Articles"] = items if isinstance(items, list) else [items]
+    return fields
