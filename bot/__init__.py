@@ -23,7 +23,6 @@ from bot.router import SKIP, Router, Skip
 
 __all__ = [
     "SKIP",
-    "Skip",
     "Article",
     "Context",
     "Event",
@@ -33,6 +32,7 @@ __all__ = [
     "NewsReply",
     "Reply",
     "Router",
+    "Skip",
     "TextMessage",
     "TextReply",
     "TransferCustomerServiceReply",

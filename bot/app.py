@@ -75,7 +75,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.C
         storage=storage,
         base_url=config.api_base_url,
         timeout=config.api_timeout,
-        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",
+        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
         max_attempts=config.api_max_attempts,
         observer=metrics,
     )
@@ -139,7 +139,9 @@ async def _close(bot: Bot, session: aiohttp.ClientSession) -> None:
         for task in left:
             task.cancel()
         if left:
-            log.error("%d handler(s) still running at the end of the grace period: cancelled", len(left))
+            log.error(
+                "%d handler(s) still running at the end of the grace period: cancelled", len(left)
+            )
     await asyncio.sleep(0)  # let completion callbacks schedule their deliveries
     pending = len(bot.delivery.pending)
     if pending:

@@ -94,8 +94,13 @@ def _demo(args: argparse.Namespace) -> int:
 
     interactive = sys.stdin.isatty() and not args.script
     return asyncio.run(
-        run_demo(config_path=args.config, port=args.port, safe=args.safe, web_page=args.web,
-                 interactive=interactive)
+        run_demo(
+            config_path=args.config,
+            port=args.port,
+            safe=args.safe,
+            web_page=args.web,
+            interactive=interactive,
+        )
     )
 
 
@@ -105,16 +110,24 @@ def _simulate(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("WECHAT_TOKEN") or _config_value("token")
     if not token:
         raise ConfigError("token", "missing (pass --token or set WECHAT_TOKEN)")
-    aes_key = args.aes_key or os.environ.get("WECHAT_ENCODING_AES_KEY") or _config_value(
-        "encoding_aes_key"
+    aes_key = (
+        args.aes_key
+        or os.environ.get("WECHAT_ENCODING_AES_KEY")
+        or _config_value("encoding_aes_key")
     )
     app_id = args.app_id or os.environ.get("WECHAT_APP_ID") or _config_value("app_id")
     if args.safe and not (aes_key and app_id):
         raise ConfigError("encoding_aes_key", "safe mode needs --aes-key and --app-id")
     return asyncio.run(
         simulate_once(
-            url=args.url, token=token, openid=args.openid, text=args.text, event=args.event,
-            key=args.key, aes_key=aes_key if args.safe else None, app_id=app_id,
+            url=args.url,
+            token=token,
+            openid=args.openid,
+            text=args.text,
+            event=args.event,
+            key=args.key,
+            aes_key=aes_key if args.safe else None,
+            app_id=app_id,
         )
     )
 

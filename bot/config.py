@@ -58,7 +58,8 @@ class Config:
     """Every setting of the bot; build it with `load_config`."""
 
     token: str = field(
-        default="", metadata=_setting("Server token entered in the WeChat console.", "WECHAT_TOKEN", True)
+        default="",
+        metadata=_setting("Server token entered in the WeChat console.", "WECHAT_TOKEN", True),
     )
     app_id: str = field(default="", metadata=_setting("The account's AppID.", "WECHAT_APP_ID"))
     app_secret: str = field(
@@ -82,11 +83,15 @@ class Config:
     )
     safe_mode_only: bool = field(
         default=False,
-        metadata=_setting("Reject plaintext requests (the account is in safe mode).", "BOT_SAFE_MODE_ONLY"),
+        metadata=_setting(
+            "Reject plaintext requests (the account is in safe mode).", "BOT_SAFE_MODE_ONLY"
+        ),
     )
     api_base_url: str = field(
         default="https://api.weixin.qq.com",
-        metadata=_setting("WeChat API base URL (point it at the fake API for tests).", "WECHAT_API_BASE_URL"),
+        metadata=_setting(
+            "WeChat API base URL (point it at the fake API for tests).", "WECHAT_API_BASE_URL"
+        ),
     )
     token_endpoint: str = field(
         default="stable",
@@ -96,11 +101,14 @@ class Config:
         default="our account", metadata=_setting("Display name the greetings use.")
     )
     default_language: str = field(
-        default="zh_CN", metadata=_setting("Language when nothing else is known: zh_CN, zh_TW or en.")
+        default="zh_CN",
+        metadata=_setting("Language when nothing else is known: zh_CN, zh_TW or en."),
     )
     greetings: Mapping[str, Greeting] = field(
         default_factory=_default_greetings,
-        metadata=_setting("Per language: `with_name` and `without_name` templates ({name}, {account})."),
+        metadata=_setting(
+            "Per language: `with_name` and `without_name` templates ({name}, {account})."
+        ),
     )
     webhook_path: str = field(default="/wechat", metadata=_setting("Path of the webhook."))
     handlers: tuple[str, ...] = field(
@@ -110,38 +118,52 @@ class Config:
     host: str = field(default="0.0.0.0", metadata=_setting("Address to listen on.", "HOST"))  # noqa: S104
     port: int = field(default=8080, metadata=_setting("Port to listen on.", "PORT"))
     data_dir: str = field(
-        default="data", metadata=_setting("Where the embedded store keeps its SQLite file.", "BOT_DATA_DIR")
+        default="data",
+        metadata=_setting("Where the embedded store keeps its SQLite file.", "BOT_DATA_DIR"),
     )
     redis_url: str = field(
-        default="", metadata=_setting("Redis for several instances; empty: embedded store.", "REDIS_URL", True)
+        default="",
+        metadata=_setting("Redis for several instances; empty: embedded store.", "REDIS_URL", True),
     )
     api_timeout: float = field(default=3.0, metadata=_setting("Seconds for one WeChat API call."))
-    api_max_attempts: int = field(default=3, metadata=_setting("Attempts for a transient API failure."))
+    api_max_attempts: int = field(
+        default=3, metadata=_setting("Attempts for a transient API failure.")
+    )
     profile_timeout: float = field(
         default=1.0, metadata=_setting("Seconds a reply waits for a follower's profile.")
     )
     reply_budget: float = field(
         default=4.0,
-        metadata=_setting("Seconds before a slow handler's reply moves to the customer-service API."),
+        metadata=_setting(
+            "Seconds before a slow handler's reply moves to the customer-service API."
+        ),
     )
     delivery_deadline: float = field(
-        default=60.0, metadata=_setting("Seconds a late reply keeps retrying its customer-service send.")
+        default=60.0,
+        metadata=_setting("Seconds a late reply keeps retrying its customer-service send."),
     )
     shutdown_grace: float = field(
         default=10.0, metadata=_setting("Seconds to finish in-flight work on SIGTERM.")
     )
     profile_cache_size: int = field(default=10_000, metadata=_setting("Profiles kept in memory."))
-    profile_cache_ttl: float = field(default=3600.0, metadata=_setting("Seconds a profile is cached."))
+    profile_cache_ttl: float = field(
+        default=3600.0, metadata=_setting("Seconds a profile is cached.")
+    )
     dedup_size: int = field(default=10_000, metadata=_setting("Messages remembered for retries."))
-    dedup_ttl: float = field(default=60.0, metadata=_setting("Seconds a message is remembered (>= 30)."))
+    dedup_ttl: float = field(
+        default=60.0, metadata=_setting("Seconds a message is remembered (>= 30).")
+    )
     timestamp_window: float = field(
         default=300.0, metadata=_setting("Accepted clock skew in seconds; 0 disables the check.")
     )
-    nonce_check: bool = field(default=True, metadata=_setting("Reject a nonce seen within the window."))
+    nonce_check: bool = field(
+        default=True, metadata=_setting("Reject a nonce seen within the window.")
+    )
     nonce_cache_size: int = field(default=100_000, metadata=_setting("Nonces remembered."))
     max_body_bytes: int = field(default=65_536, metadata=_setting("Largest request body accepted."))
     storage_max_entries: int = field(
-        default=100_000, metadata=_setting("Entries in the in-memory store (dedup, nonces, tokens).")
+        default=100_000,
+        metadata=_setting("Entries in the in-memory store (dedup, nonces, tokens)."),
     )
     redis_timeout: float = field(default=0.5, metadata=_setting("Seconds for one Redis call."))
     log_format: str = field(default="text", metadata=_setting("`text` or `json`.", "LOG_FORMAT"))
@@ -192,7 +214,7 @@ _FIELDS = {f.name: f for f in fields(Config)}
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read `path` (or $BOT_CONFIG, or ./config.yaml when present), apply the environment, validate."""
+    """Read `path` (or $BOT_CONFIG, or ./config.yaml), apply the environment, validate."""
     env = os.environ if environ is None else environ
     chosen = path or env.get("BOT_CONFIG")
     data: dict[str, Any] = {}
@@ -294,7 +316,9 @@ def validate(config: Config) -> None:
     if not config.token:
         raise ConfigError("token", "missing (set WECHAT_TOKEN)")
     if not re.fullmatch(r"[A-Za-z0-9]{3,32}", config.token):
-        raise ConfigError("token", "must be 3 to 32 letters or digits, as the WeChat console requires")
+        raise ConfigError(
+            "token", "must be 3 to 32 letters or digits, as the WeChat console requires"
+        )
     if not config.app_id:
         raise ConfigError("app_id", "missing (set WECHAT_APP_ID)")
     if not config.app_secret:
@@ -326,8 +350,13 @@ def validate(config: Config) -> None:
     if not 0 < config.port < 65536:
         raise ConfigError("port", "must be between 1 and 65535")
     positive = (
-        "api_timeout", "profile_timeout", "reply_budget", "shutdown_grace", "delivery_deadline",
-        "profile_cache_ttl", "redis_timeout",
+        "api_timeout",
+        "profile_timeout",
+        "reply_budget",
+        "shutdown_grace",
+        "delivery_deadline",
+        "profile_cache_ttl",
+        "redis_timeout",
     )
     for key in positive:
         if getattr(config, key) <= 0:
@@ -336,8 +365,14 @@ def validate(config: Config) -> None:
         raise ConfigError("reply_budget", "must be under 5 seconds (WeChat gives up at 5)")
     if config.profile_timeout >= config.reply_budget:
         raise ConfigError("profile_timeout", "must be shorter than reply_budget")
-    for key in ("api_max_attempts", "profile_cache_size", "dedup_size", "nonce_cache_size",
-                "max_body_bytes", "storage_max_entries"):
+    for key in (
+        "api_max_attempts",
+        "profile_cache_size",
+        "dedup_size",
+        "nonce_cache_size",
+        "max_body_bytes",
+        "storage_max_entries",
+    ):
         if getattr(config, key) < 1:
             raise ConfigError(key, "must be at least 1")
     if config.dedup_ttl < 30:

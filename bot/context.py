@@ -94,6 +94,11 @@ class Context:
 
 
 _PROFILE_LANGUAGES = {
-    "zh_cn": "zh_CN", "zh_tw": "zh_TW", "zh_hk": "zh_TW", "zh_mo": "zh_TW",
-    "en": "en", "en_us": "en", "en_gb": "en",
+    "zh_cn": "zh_CN",
+    "zh_tw": "zh_TW",
+    "zh_hk": "zh_TW",
+    "zh_mo": "zh_TW",
+    "en": "en",
+    "en_us": "en",
+    "en_gb": "en",
 }

@@ -17,6 +17,7 @@ it waits for the owner's answer, polling, until its budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -140,10 +141,8 @@ class ReplyLedger(Generic[T]):
 
     async def _publish(self, key: str, body: str) -> None:
         assert self._shared is not None
-        try:
+        with contextlib.suppress(StorageUnavailable):
             await self._shared.set(f"dedup:{key}", _DONE + body.encode(), self._ttl)
-        except StorageUnavailable:
-            pass
 
     async def _wait_shared(self, key: str, deadline: float) -> str:
         assert self._shared is not None

@@ -71,15 +71,15 @@ class LateDelivery:
                 await self._api.send_custom_message(payload)
             except WeChatAPIError as exc:
                 if exc.errcode in FINAL_ERRCODES:
-                    log.warning(
-                        "late reply dropped: errcode=%s %s", exc.errcode, exc.errmsg
-                    )
+                    log.warning("late reply dropped: errcode=%s %s", exc.errcode, exc.errmsg)
                     self._note("dropped")
                     return
                 if time.monotonic() + delay > give_up:
                     log.error(
                         "late reply not delivered after %d attempts: errcode=%s %s",
-                        attempt, exc.errcode, exc.errmsg,
+                        attempt,
+                        exc.errcode,
+                        exc.errmsg,
                     )
                     self._note("failed")
                     return
@@ -93,11 +93,11 @@ class LateDelivery:
         if self._observe is not None:
             self._observe(outcome)
 
-    async def drain(self, timeout: float) -> int:
-        """Wait up to `timeout` for pending deliveries; returns how many were left unfinished."""
+    async def drain(self, grace: float) -> int:
+        """Wait up to `grace` seconds for pending deliveries; returns how many were unfinished."""
         if not self._pending:
             return 0
-        _, left = await asyncio.wait(set(self._pending), timeout=timeout)
+        _, left = await asyncio.wait(set(self._pending), timeout=grace)
         for task in left:
             task.cancel()
         return len(left)

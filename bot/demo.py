@@ -21,7 +21,7 @@ from bot.crypto import MessageCrypto
 from bot.fake_wechat import DEMO_FOLLOWERS, FakeWeChat, start_fake_wechat
 from bot.testing import BotReply, WeChatSimulator
 
-DEMO_TOKEN = "demotoken"
+DEMO_TOKEN = "demotoken"  # noqa: S105 -- the demo's own server token
 DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 DEMO_APP_ID = "wx_fake_app"
 DEMO_SECRET = "fake_secret"  # noqa: S105 -- the fake API's own credential
@@ -84,12 +84,17 @@ async def run_demo(
             async with aiohttp.ClientSession() as session:
                 crypto = MessageCrypto(DEMO_AES_KEY, DEMO_APP_ID) if safe else None
                 simulator = WeChatSimulator(
-                    session, bot_url, token=DEMO_TOKEN, mode="safe" if safe else "plain",
+                    session,
+                    bot_url,
+                    token=DEMO_TOKEN,
+                    mode="safe" if safe else "plain",
                     crypto=crypto,
                 )
                 demo = DemoBot(fake, simulator, bot_url)
-                print(f"Bot on {bot_url} (fake WeChat API on {fake_url}"
-                      f"{', safe mode' if safe else ''}); you are {demo.openid}.")
+                print(
+                    f"Bot on {bot_url} (fake WeChat API on {fake_url}"
+                    f"{', safe mode' if safe else ''}); you are {demo.openid}."
+                )
                 if web_page:
                     from bot.emulator import serve_emulator
 
@@ -171,8 +176,15 @@ async def _chat(demo: DemoBot) -> int:
 
 
 async def simulate_once(
-    *, url: str, token: str, openid: str, text: str, event: str | None, key: str | None,
-    aes_key: str | None, app_id: str,
+    *,
+    url: str,
+    token: str,
+    openid: str,
+    text: str,
+    event: str | None,
+    key: str | None,
+    aes_key: str | None,
+    app_id: str,
 ) -> int:
     """Send one signed push to `url`, print the parsed reply; exit code 0 on HTTP 200."""
     crypto = MessageCrypto(aes_key, app_id) if aes_key else None

@@ -62,7 +62,9 @@ class Dispatcher:
                 result = await route.handler(msg, ctx)
             except Exception:
                 self._note(route.name, started, True)
-                log.exception("handler %s failed on message %s", route.name, msg.msg_id or msg.dedup_key)
+                log.exception(
+                    "handler %s failed on message %s", route.name, msg.msg_id or msg.dedup_key
+                )
                 return Outcome(None, route.name, failed=True)
             self._note(route.name, started, False)
             if result is SKIP:

@@ -23,7 +23,9 @@ class _MaskSecrets(logging.Filter):
     """Masks access tokens and secrets that slip into URLs in log lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and ("access_token=" in record.msg or "secret=" in record.msg):
+        if isinstance(record.msg, str) and (
+            "access_token=" in record.msg or "secret=" in record.msg
+        ):
             record.msg = _TOKEN_RE.sub(r"\1***", record.msg)
         if record.args and isinstance(record.args, tuple):
             record.args = tuple(
@@ -80,9 +82,17 @@ def log_message(
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     MESSAGE_LOGGER.info(
         "message %s type=%s handler=%s outcome=%s latency_ms=%s",
-        msg_id, msg_type, handler or "-", outcome, latency_ms,
+        msg_id,
+        msg_type,
+        handler or "-",
+        outcome,
+        latency_ms,
         extra={
-            "msg_id": msg_id, "msg_type": msg_type, "handler": handler, "outcome": outcome,
-            "latency_ms": latency_ms, "status": status,
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "handler": handler,
+            "outcome": outcome,
+            "latency_ms": latency_ms,
+            "status": status,
         },
     )

@@ -30,7 +30,10 @@ class Metrics:
             registry=r,
         )
         self.handler_errors = Counter(
-            "wechat_bot_handler_errors", "Handlers that raised, by handler.", ["handler"], registry=r
+            "wechat_bot_handler_errors",
+            "Handlers that raised, by handler.",
+            ["handler"],
+            registry=r,
         )
         self.budget_overruns = Counter(
             "wechat_bot_reply_budget_overruns",

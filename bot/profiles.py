@@ -8,6 +8,7 @@ what is known). With a shared store (Redis) the profiles are shared across insta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -73,10 +74,8 @@ class ProfileCache:
         """Drop the follower's cached profile (they unfollowed)."""
         self._entries.pop(openid, None)
         if self._shared is not None:
-            try:
+            with contextlib.suppress(StorageUnavailable):
                 await self._shared.delete(_key(openid))
-            except StorageUnavailable:
-                pass
 
     async def close(self) -> None:
         """Cancel background fetches."""

@@ -26,7 +26,7 @@ from bot.crypto import MessageCrypto
 from bot.fake_wechat import FakeWeChat
 from bot.testing import Mode, WeChatSimulator
 
-TEST_TOKEN = "testtoken"
+TEST_TOKEN = "testtoken"  # noqa: S105 -- a test server token
 TEST_APP_ID = "wx_fake_app"
 TEST_SECRET = "fake_secret"  # noqa: S105 -- the fake API's own credential
 TEST_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -35,10 +35,23 @@ TEST_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 class BotUnderTest(WeChatSimulator):
     """A running bot with its fake WeChat API; send pushes with the simulator methods."""
 
-    def __init__(self, simulator: WeChatSimulator, *, fake: FakeWeChat, config: Config,
-                 client: TestClient[Any, Any], app: web.Application) -> None:
-        super().__init__(simulator.session, simulator.url, token=simulator.token,
-                         mode=simulator.mode, crypto=simulator.crypto, account=simulator.account)
+    def __init__(
+        self,
+        simulator: WeChatSimulator,
+        *,
+        fake: FakeWeChat,
+        config: Config,
+        client: TestClient[Any, Any],
+        app: web.Application,
+    ) -> None:
+        super().__init__(
+            simulator.session,
+            simulator.url,
+            token=simulator.token,
+            mode=simulator.mode,
+            crypto=simulator.crypto,
+            account=simulator.account,
+        )
         self.fake = fake
         self.config = config
         self.client = client
@@ -105,12 +118,13 @@ async def wechat_bot(
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         started.append(client)
-        crypto = (
-            MessageCrypto(config.encoding_aes_key, config.app_id) if mode != "plain" else None
-        )
+        crypto = MessageCrypto(config.encoding_aes_key, config.app_id) if mode != "plain" else None
         simulator = WeChatSimulator(
-            client.session, str(client.make_url(config.webhook_path)), token=config.token,
-            mode=mode, crypto=crypto,
+            client.session,
+            str(client.make_url(config.webhook_path)),
+            token=config.token,
+            mode=mode,
+            crypto=crypto,
         )
         return BotUnderTest(simulator, fake=fake, config=config, client=client, app=app)
 

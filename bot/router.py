@@ -41,7 +41,7 @@ class Skip:
 SKIP: Final = Skip()
 """Returned by a handler to pass the message on to the next matching route."""
 
-HandlerResult: TypeAlias = "str | Reply | None | Skip"
+HandlerResult: TypeAlias = "str | Reply | Skip | None"
 Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
 Filter: TypeAlias = Callable[[Message], bool]
 Matcher: TypeAlias = Callable[[Message], "re.Match[str] | bool"]
@@ -92,7 +92,9 @@ class Router:
         (searched; the match reaches the handler as `ctx.match`), or None for any text."""
         return self._register("text", _text_matcher(pattern), filters)
 
-    def event(self, name: str, key: str | None = None, *filters: Filter) -> Callable[[Handler], Handler]:
+    def event(
+        self, name: str, key: str | None = None, *filters: Filter
+    ) -> Callable[[Handler], Handler]:
         """Events by name, case-insensitively (`subscribe`, `SCAN`, `CLICK`, …), optionally
         by exact `EventKey`."""
         wanted = name.lower()

@@ -64,8 +64,14 @@ def _append_fields(parts: list[str], fields: Mapping[str, Any]) -> None:
             parts.append(f"<{name}>{cdata(str(value))}</{name}>")
 
 
-def text_fields(openid: str, content: str, *, account: str = "gh_test_account",
-                msg_id: str | None = None, create_time: int | None = None) -> dict[str, Any]:
+def text_fields(
+    openid: str,
+    content: str,
+    *,
+    account: str = "gh_test_account",
+    msg_id: str | None = None,
+    create_time: int | None = None,
+) -> dict[str, Any]:
     """The fields of a text message from `openid`."""
     return {
         "ToUserName": account,
@@ -77,9 +83,15 @@ def text_fields(openid: str, content: str, *, account: str = "gh_test_account",
     }
 
 
-def event_fields(openid: str, event: str, key: str | None = None, *,
-                 account: str = "gh_test_account", create_time: int | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def event_fields(
+    openid: str,
+    event: str,
+    key: str | None = None,
+    *,
+    account: str = "gh_test_account",
+    create_time: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The fields of an event from `openid` (`subscribe`, `CLICK`, …)."""
     fields: dict[str, Any] = {
         "ToUserName": account,
@@ -174,7 +186,11 @@ def open_reply(status: int, body: str, *, token: str, crypto: MessageCrypto | No
             raise ValueError("encrypted reply but no MessageCrypto to open it")
         encrypt = str(fields["Encrypt"])
         if not verify_msg_signature(
-            token, str(fields["TimeStamp"]), str(fields["Nonce"]), encrypt, str(fields["MsgSignature"])
+            token,
+            str(fields["TimeStamp"]),
+            str(fields["Nonce"]),
+            encrypt,
+            str(fields["MsgSignature"]),
         ):
             raise ValueError("reply MsgSignature does not verify")
         inner = crypto.decrypt(encrypt).decode()
@@ -205,15 +221,21 @@ class WeChatSimulator:
     async def send_fields(self, fields: Mapping[str, Any], **sign: Any) -> BotReply:
         """Send one push built from `fields`."""
         request = sign_request(
-            self.token, build_xml(fields), mode=self.mode, crypto=self.crypto,
-            openid=str(fields.get("FromUserName", "")) or None, **sign,
+            self.token,
+            build_xml(fields),
+            mode=self.mode,
+            crypto=self.crypto,
+            openid=str(fields.get("FromUserName", "")) or None,
+            **sign,
         )
         return await self.post(request)
 
     async def post(self, request: SignedRequest) -> BotReply:
         """Send a prepared request and open the answer."""
         async with self.session.post(
-            self.url, params=request.params, data=request.body,
+            self.url,
+            params=request.params,
+            data=request.body,
             headers={"Content-Type": "text/xml"},
         ) as response:
             body = await response.text()
@@ -223,9 +245,13 @@ class WeChatSimulator:
         """A text message from `openid`."""
         return await self.send_fields(text_fields(openid, content, account=self.account, **kw))
 
-    async def send_event(self, openid: str, event: str, key: str | None = None, **extra: Any) -> BotReply:
+    async def send_event(
+        self, openid: str, event: str, key: str | None = None, **extra: Any
+    ) -> BotReply:
         """An event from `openid`."""
-        return await self.send_fields(event_fields(openid, event, key, account=self.account, **extra))
+        return await self.send_fields(
+            event_fields(openid, event, key, account=self.account, **extra)
+        )
 
     async def follow(self, openid: str, scene: str | None = None) -> BotReply:
         """A subscribe event (through a parameter QR code when `scene` is given)."""

@@ -1,4 +1,4 @@
-"""The webhook: request → verify → (decrypt) → parse → dedup → route → render → (encrypt) → response.
+"""The webhook: request → verify → (decrypt) → parse → dedup → route → render → (encrypt).
 
 Bad requests get a clear 4xx and a log line; nothing a request carries can produce a 500.
 """
@@ -64,7 +64,10 @@ async def handshake(request: web.Request) -> web.Response:
     bot = request.app[BOT]
     q = request.query
     signature, timestamp, nonce, echostr = (
-        q.get("signature"), q.get("timestamp"), q.get("nonce"), q.get("echostr")
+        q.get("signature"),
+        q.get("timestamp"),
+        q.get("nonce"),
+        q.get("echostr"),
     )
     if not (signature and timestamp and nonce and echostr):
         return _refuse(400, "missing signature, timestamp, nonce or echostr", request)
@@ -101,10 +104,16 @@ async def receive(request: web.Request) -> web.Response:
     try:
         fields = parse_body(body)
         if "Encrypt" in fields and bot.crypto is not None:
-            fields = _decrypt(bot, fields, timestamp, nonce, q.get("msg_signature"), encrypted_reply)
+            fields = _decrypt(
+                bot, fields, timestamp, nonce, q.get("msg_signature"), encrypted_reply
+            )
         elif encrypted_reply:
-            raise _Refusal(400, "encrypted request but no EncodingAESKey is configured"
-                           if bot.crypto is None else "encrypted request without Encrypt")
+            raise _Refusal(
+                400,
+                "encrypted request but no EncodingAESKey is configured"
+                if bot.crypto is None
+                else "encrypted request without Encrypt",
+            )
         elif config.safe_mode_only:
             raise _Refusal(403, "plaintext requests are refused in safe mode")
         msg = parse_message(fields)
@@ -119,8 +128,11 @@ async def receive(request: web.Request) -> web.Response:
         answer_body, handler, outcome = SUCCESS, None, "error"
     bot.metrics.requests.labels(msg.msg_type, outcome).inc()
     log_message(
-        msg_id=msg.msg_id or msg.dedup_key, msg_type=msg.msg_type, handler=handler,
-        outcome=outcome, started=started,
+        msg_id=msg.msg_id or msg.dedup_key,
+        msg_type=msg.msg_type,
+        handler=handler,
+        outcome=outcome,
+        started=started,
     )
     if answer_body == SUCCESS:
         return web.Response(text=SUCCESS, content_type=_TEXT)

@@ -42,7 +42,7 @@ _NAME_TOO_LONG = {
 _NAME_MISSING = {
     "zh_CN": "想让我怎么称呼你？发送“叫我”加上名字，例如：叫我小王",
     "zh_TW": "想讓我怎麼稱呼你？發送「叫我」加上名字，例如：叫我小王",
-    "en": "What should I call you? Send \"call me\" and a name, for example: call me Sam",
+    "en": 'What should I call you? Send "call me" and a name, for example: call me Sam',
 }
 _CONFIRM_LANGUAGE = {
     "zh_CN": "好的，以后用简体中文和你聊天。",
@@ -63,7 +63,7 @@ _NOT_SAVED = {
 
 @router.text(_NAME_COMMAND)
 async def set_name(msg: Message, ctx: Context) -> str:
-    """"叫我小王" / "請叫我小王" / "call me Sam": remember the name and confirm it."""
+    """ "叫我小王" / "請叫我小王" / "call me Sam": remember the name and confirm it."""
     language = await ctx.language()
     raw = ctx.match["name"] if ctx.match else ""
     name = " ".join(raw.strip(_NAME_TRIM).split())
@@ -80,7 +80,7 @@ async def set_name(msg: Message, ctx: Context) -> str:
 
 @router.text(_LANGUAGE_COMMAND)
 async def set_language(msg: Message, ctx: Context) -> str | Skip:
-    """"language en" / "语言 英文" / "語言 繁體": remember the language and confirm in it."""
+    """ "language en" / "语言 英文" / "語言 繁體": remember the language and confirm in it."""
     value = ctx.match["value"] if ctx.match else ""
     chosen = normalize_language(value)
     if chosen is None:

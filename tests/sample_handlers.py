@@ -1,4 +1,4 @@
-"""Handlers the webhook tests route to: one per reply type, per message type, and misbehaving ones."""
+"""Handlers the webhook tests route to: one per reply and message type, and failing ones."""
 
 from __future__ import annotations
 

@@ -71,7 +71,9 @@ async def test_a_follower_names_themselves_and_is_greeted_by_that_name(
     assert again.content == f"你好，小王！欢迎关注{ACCOUNT}。"
     # the follower's own name beats the old-style nickname
     await bot.send_text("o_demo_alice", "call me Ally")
-    assert (await bot.send_text("o_demo_alice", "hi")).content == f"Hello, Ally! Welcome to {ACCOUNT}."
+    assert (
+        await bot.send_text("o_demo_alice", "hi")
+    ).content == f"Hello, Ally! Welcome to {ACCOUNT}."
 
 
 @pytest.mark.parametrize(
@@ -103,10 +105,16 @@ async def test_names_are_bounded_and_required(wechat_bot: BotFactory) -> None:
 @pytest.mark.parametrize(
     ("command", "confirmation", "greeting"),
     [
-        ("language en", "Got it. I'll speak English with you from now on.",
-         f"Hello, 小王! Welcome to {ACCOUNT}."),
-        ("语言 英文", "Got it. I'll speak English with you from now on.",
-         f"Hello, 小王! Welcome to {ACCOUNT}."),
+        (
+            "language en",
+            "Got it. I'll speak English with you from now on.",
+            f"Hello, 小王! Welcome to {ACCOUNT}.",
+        ),
+        (
+            "语言 英文",
+            "Got it. I'll speak English with you from now on.",
+            f"Hello, 小王! Welcome to {ACCOUNT}.",
+        ),
         ("語言 繁體", "好的，以後用繁體中文和你聊天。", f"你好，小王！歡迎關注{ACCOUNT}。"),
         ("language zh_TW", "好的，以後用繁體中文和你聊天。", f"你好，小王！歡迎關注{ACCOUNT}。"),
         ("语言 zh_CN", "好的，以后用简体中文和你聊天。", f"你好，小王！欢迎关注{ACCOUNT}。"),
@@ -154,7 +162,9 @@ async def test_preferences_survive_a_restart(wechat_bot: BotFactory, tmp_path: P
     await first.send_text("o_demo_wang", "叫我小王")
     await first.client.close()  # the first instance stops: the SQLite file must hold the name
     second = await wechat_bot(data_dir=str(data))
-    assert (await second.send_text("o_demo_wang", "你好")).content == f"你好，小王！欢迎关注{ACCOUNT}。"
+    assert (
+        await second.send_text("o_demo_wang", "你好")
+    ).content == f"你好，小王！欢迎关注{ACCOUNT}。"
 
 
 async def test_greeting_templates_come_from_config(wechat_bot: BotFactory, tmp_path: Path) -> None:

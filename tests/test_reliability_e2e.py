@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+import sample_handlers
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sample_handlers
 from bot.fake_wechat import FakeWeChat
-from bot.pytest_plugin import TEST_TOKEN, BotFactory
+from bot.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
 from bot.signature import sha1_signature
 from bot.testing import WeChatSimulator, text_fields
 
@@ -90,8 +90,13 @@ async def test_same_msgid_three_times_in_sequence_gives_identical_bodies(
 
 async def test_events_are_deduplicated_by_sender_time_and_event(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot()
-    fields = {"ToUserName": "gh", "FromUserName": "o_demo_wang", "CreateTime": int(time.time()),
-              "MsgType": "event", "Event": "subscribe"}
+    fields = {
+        "ToUserName": "gh",
+        "FromUserName": "o_demo_wang",
+        "CreateTime": int(time.time()),
+        "MsgType": "event",
+        "Event": "subscribe",
+    }
     first = await bot.send_fields(fields)
     second = await bot.send_fields(fields)
     assert first.body == second.body
@@ -143,7 +148,9 @@ async def test_transient_customer_service_failures_are_retried(
     await _wait_for(lambda: len(fake_wechat.sent) == 1, 10.0)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(max_size=600) | st.text(max_size=300).map(str.encode))
 async def test_random_bodies_never_produce_a_500(wechat_bot: BotFactory, body: bytes) -> None:
     bot = await _fuzz_bot(wechat_bot)
@@ -156,7 +163,7 @@ async def test_random_bodies_never_produce_a_500(wechat_bot: BotFactory, body: b
 _fuzz_cache: dict[int, object] = {}
 
 
-async def _fuzz_bot(factory: BotFactory) -> WeChatSimulator:
+async def _fuzz_bot(factory: BotFactory) -> BotUnderTest:
     # one bot per test function run (hypothesis calls the body many times with the same fixture)
     key = id(factory)
     found = _fuzz_cache.get(key)
@@ -164,7 +171,7 @@ async def _fuzz_bot(factory: BotFactory) -> WeChatSimulator:
         found = await factory()
         _fuzz_cache.clear()
         _fuzz_cache[key] = found
-    assert isinstance(found, WeChatSimulator)
+    assert isinstance(found, BotUnderTest)
     return found
 
 
@@ -188,8 +195,17 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
         "PYTHONPATH": str(Path(__file__).parent),
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}/wechat"
@@ -213,7 +229,9 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
 
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text("reply_budget: 0.5\nprofile_timeout: 0.2\nshutdown_grace: 10\n", encoding="utf-8")
+    path.write_text(
+        "reply_budget: 0.5\nprofile_timeout: 0.2\nshutdown_grace: 10\n", encoding="utf-8"
+    )
     return path
 
 
@@ -237,4 +255,3 @@ async def _wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
             pass
         assert time.monotonic() < deadline, "the bot did not start"
         await asyncio.sleep(0.1)
-

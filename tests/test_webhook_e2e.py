@@ -32,8 +32,12 @@ def _signed(bot: BotUnderTest, xml: str, **kw: Any) -> tuple[dict[str, str], byt
 async def test_handshake_echoes_echostr(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot()
     ts, nonce = str(int(time.time())), "12345"
-    params = {"signature": sha1_signature(bot.config.token, ts, nonce), "timestamp": ts,
-              "nonce": nonce, "echostr": "echo-7788"}
+    params = {
+        "signature": sha1_signature(bot.config.token, ts, nonce),
+        "timestamp": ts,
+        "nonce": nonce,
+        "echostr": "echo-7788",
+    }
     async with bot.client.get("/wechat", params=params) as resp:
         assert resp.status == 200
         assert await resp.text() == "echo-7788"
@@ -54,31 +58,79 @@ async def test_handshake_refuses_bad_signature_and_missing_parameters(
 
 MESSAGE_CASES: list[tuple[dict[str, Any], str]] = [
     ({"MsgType": "image", "PicUrl": "http://p", "MediaId": "M1", "MsgId": "1001"}, "image M1"),
-    ({"MsgType": "voice", "MediaId": "V", "Format": "amr", "Recognition": "你好", "MsgId": "1002"},
-     "voice amr 你好"),
+    (
+        {
+            "MsgType": "voice",
+            "MediaId": "V",
+            "Format": "amr",
+            "Recognition": "你好",
+            "MsgId": "1002",
+        },
+        "voice amr 你好",
+    ),
     ({"MsgType": "video", "MediaId": "VID", "ThumbMediaId": "T", "MsgId": "1003"}, "video VID"),
-    ({"MsgType": "shortvideo", "MediaId": "SV", "ThumbMediaId": "T", "MsgId": "1004"},
-     "shortvideo SV"),
-    ({"MsgType": "location", "Location_X": "23.1", "Location_Y": "113.3", "Scale": "20",
-      "Label": "广州", "MsgId": "1005"}, "location 23.1 113.3 广州"),
-    ({"MsgType": "link", "Title": "t", "Description": "d", "Url": "http://l", "MsgId": "1006"},
-     "link http://l"),
+    (
+        {"MsgType": "shortvideo", "MediaId": "SV", "ThumbMediaId": "T", "MsgId": "1004"},
+        "shortvideo SV",
+    ),
+    (
+        {
+            "MsgType": "location",
+            "Location_X": "23.1",
+            "Location_Y": "113.3",
+            "Scale": "20",
+            "Label": "广州",
+            "MsgId": "1005",
+        },
+        "location 23.1 113.3 广州",
+    ),
+    (
+        {"MsgType": "link", "Title": "t", "Description": "d", "Url": "http://l", "MsgId": "1006"},
+        "link http://l",
+    ),
     ({"MsgType": "event", "Event": "CLICK", "EventKey": "MENU_A"}, "menu A"),
     ({"MsgType": "event", "Event": "click", "EventKey": "OTHER"}, "ClickEvent click OTHER"),
-    ({"MsgType": "event", "Event": "subscribe", "EventKey": "qrscene_42", "Ticket": "TK"},
-     "SubscribeEvent subscribe qrscene_42"),
+    (
+        {"MsgType": "event", "Event": "subscribe", "EventKey": "qrscene_42", "Ticket": "TK"},
+        "SubscribeEvent subscribe qrscene_42",
+    ),
     ({"MsgType": "event", "Event": "SCAN", "EventKey": "42", "Ticket": "TK"}, "ScanEvent scan 42"),
-    ({"MsgType": "event", "Event": "LOCATION", "Latitude": "23.1", "Longitude": "113.3",
-      "Precision": "119.3"}, "LocationEvent location "),
-    ({"MsgType": "event", "Event": "VIEW", "EventKey": "http://v", "MenuId": "9"},
-     "ViewEvent view http://v"),
-    ({"MsgType": "event", "Event": "scancode_push", "EventKey": "s1",
-      "ScanCodeInfo": {"ScanType": "qrcode", "ScanResult": "R"}}, "ScanCodeEvent scancode_push s1"),
-    ({"MsgType": "event", "Event": "pic_weixin", "EventKey": "p1",
-      "SendPicsInfo": {"Count": 1, "PicList": {"item": {"PicMd5Sum": "abc"}}}},
-     "PicSendEvent pic_weixin p1"),
-    ({"MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": "200", "Status": "success"},
-     "TemplateSendJobFinishEvent templatesendjobfinish "),
+    (
+        {
+            "MsgType": "event",
+            "Event": "LOCATION",
+            "Latitude": "23.1",
+            "Longitude": "113.3",
+            "Precision": "119.3",
+        },
+        "LocationEvent location ",
+    ),
+    (
+        {"MsgType": "event", "Event": "VIEW", "EventKey": "http://v", "MenuId": "9"},
+        "ViewEvent view http://v",
+    ),
+    (
+        {
+            "MsgType": "event",
+            "Event": "scancode_push",
+            "EventKey": "s1",
+            "ScanCodeInfo": {"ScanType": "qrcode", "ScanResult": "R"},
+        },
+        "ScanCodeEvent scancode_push s1",
+    ),
+    (
+        {
+            "MsgType": "event",
+            "Event": "pic_weixin",
+            "EventKey": "p1",
+            "SendPicsInfo": {"Count": 1, "PicList": {"item": {"PicMd5Sum": "abc"}}},
+        },
+        "PicSendEvent pic_weixin p1",
+    ),
+    (
+        {"MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": "200", "Status": "success"},
+        "TemplateSendJobFinishEvent templatesendjobfinish ",
+    ),
     ({"MsgType": "event", "Event": "brand_new_event"}, "UnknownEvent brand_new_event "),
     ({"MsgType": "hologram", "MsgId": "1007"}, "other UnknownMessage hologram"),
 ]
@@ -89,8 +141,12 @@ async def test_every_message_type_is_parsed_and_routed(
     wechat_bot: BotFactory, fields: dict[str, Any], expected: str
 ) -> None:
     bot = await wechat_bot(handlers=SAMPLES)
-    full = {"ToUserName": "gh_test_account", "FromUserName": "o_demo_wang",
-            "CreateTime": int(time.time()), **fields}
+    full = {
+        "ToUserName": "gh_test_account",
+        "FromUserName": "o_demo_wang",
+        "CreateTime": int(time.time()),
+        **fields,
+    }
     reply = await bot.send_fields(full)
     assert reply.status == 200
     assert reply.content == expected
@@ -107,11 +163,18 @@ async def test_every_reply_type_renders_and_parses_back(wechat_bot: BotFactory) 
     assert voice.fields["Voice"] == {"MediaId": "MEDIA_VOICE"}
     video = await bot.send_text("o_demo_wang", "reply video")
     assert video.fields["Video"] == {
-        "MediaId": "MEDIA_VIDEO", "Title": "A title ]]> <b>&", "Description": "描述"}
+        "MediaId": "MEDIA_VIDEO",
+        "Title": "A title ]]> <b>&",
+        "Description": "描述",
+    }
     music = await bot.send_text("o_demo_wang", "reply music")
     assert music.fields["Music"] == {
-        "Title": "Song", "Description": "Desc", "MusicUrl": "http://m/1.mp3",
-        "HQMusicUrl": "http://m/1hq.mp3", "ThumbMediaId": "THUMB"}
+        "Title": "Song",
+        "Description": "Desc",
+        "MusicUrl": "http://m/1.mp3",
+        "HQMusicUrl": "http://m/1hq.mp3",
+        "ThumbMediaId": "THUMB",
+    }
     human = await bot.send_text("o_demo_wang", "reply human")
     assert human.msg_type == "transfer_customer_service"
     agent = await bot.send_text("o_demo_wang", "reply agent")
@@ -128,7 +191,8 @@ async def test_news_is_cut_to_one_article_in_answer_to_a_text(wechat_bot: BotFac
 
 
 @pytest.mark.parametrize(
-    "text", ["]]>", "a]]>b]]>c", "<xml>&amp;</xml>", "emoji 🎉 and 中文", "line\nbreak", "  spaced  "]
+    "text",
+    ["]]>", "a]]>b]]>c", "<xml>&amp;</xml>", "emoji 🎉 and 中文", "line\nbreak", "  spaced  "],
 )
 async def test_any_text_round_trips(wechat_bot: BotFactory, text: str) -> None:
     bot = await wechat_bot(handlers=SAMPLES)
@@ -162,7 +226,9 @@ async def test_raising_handler_answers_success_and_logs_its_name(
 async def test_handlers_run_in_registration_order_across_modules(wechat_bot: BotFactory) -> None:
     # the greeting module first: its catch-all text route wins over the samples
     bot = await wechat_bot(handlers=["handlers.greeting", *SAMPLES])
-    assert (await bot.send_text("o_demo_wang", "echo hi")).content == "Hello! Welcome to Test Account."
+    assert (
+        await bot.send_text("o_demo_wang", "echo hi")
+    ).content == "Hello! Welcome to Test Account."
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -190,18 +256,27 @@ async def test_missing_timestamp_or_nonce_is_400(wechat_bot: BotFactory) -> None
         (b"\xff\xfe<xml/>", 400),  # invalid UTF-8
         (b"<xml><ToUserName>a</ToUserName><MsgType>text</MsgType></xml>", 400),  # no FromUserName
         (b"<xml><FromUserName>o</FromUserName></xml>", 400),  # no MsgType
-        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
-         b"<xml><FromUserName>&b;</FromUserName><MsgType>text</MsgType></xml>", 400),
-        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-         b"<xml><FromUserName>&e;</FromUserName><MsgType>text</MsgType></xml>", 400),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+            b"<xml><FromUserName>&b;</FromUserName><MsgType>text</MsgType></xml>",
+            400,
+        ),
+        (
+            b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+            b"<xml><FromUserName>&e;</FromUserName><MsgType>text</MsgType></xml>",
+            400,
+        ),
         (b"{not json", 400),
     ],
 )
 async def test_bad_bodies_are_400(wechat_bot: BotFactory, body: bytes, status: int) -> None:
     bot = await wechat_bot()
     ts, nonce = str(int(time.time())), str(time.perf_counter_ns())
-    params = {"signature": sha1_signature(bot.config.token, ts, nonce), "timestamp": ts,
-              "nonce": nonce}
+    params = {
+        "signature": sha1_signature(bot.config.token, ts, nonce),
+        "timestamp": ts,
+        "nonce": nonce,
+    }
     assert (await _post(bot, params, body))[0] == status
     assert (await bot.client.get("/healthz")).status == 200
 
@@ -268,8 +343,11 @@ async def test_json_push_is_accepted(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot()
     fields = event_fields("o_demo_wang", "subscribe")
     ts, nonce = str(int(time.time())), "31337"
-    params = {"signature": sha1_signature(bot.config.token, ts, nonce), "timestamp": ts,
-              "nonce": nonce}
+    params = {
+        "signature": sha1_signature(bot.config.token, ts, nonce),
+        "timestamp": ts,
+        "nonce": nonce,
+    }
     status, body = await _post(bot, params, json.dumps(fields).encode())
     assert status == 200 and "欢迎关注" in body
 
@@ -291,8 +369,18 @@ async def test_concurrent_bad_requests_never_produce_a_500(wechat_bot: BotFactor
     bot = await wechat_bot()
     ts = str(int(time.time()))
     bodies = [b"<xml>", b"\x00\x01", b"<xml><a>" * 50, b"[]", b"null", b"<xml></xml>"] * 5
-    results = await asyncio.gather(*(
-        _post(bot, {"signature": sha1_signature(bot.config.token, ts, str(i)), "timestamp": ts,
-                    "nonce": str(i)}, b) for i, b in enumerate(bodies)
-    ))
+    results = await asyncio.gather(
+        *(
+            _post(
+                bot,
+                {
+                    "signature": sha1_signature(bot.config.token, ts, str(i)),
+                    "timestamp": ts,
+                    "nonce": str(i),
+                },
+                b,
+            )
+            for i, b in enumerate(bodies)
+        )
+    )
     assert all(400 <= status < 500 for status, _ in results)

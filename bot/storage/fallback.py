@@ -185,6 +185,7 @@ class FallbackStorage:
             self._clock() - self._down_since,
         )
         self._down_since = None
+        self._last_warning = None
 
     def _warn_serving_locally(self) -> None:
         now = self._clock()
