@@ -25,6 +25,7 @@ from bot.replay import ReplayGuard
 from bot.replies import max_articles_for, render_reply
 from bot.router import Route
 from bot.storage import open_storage
+from bot.storage.memory import MemoryStorage
 from bot.webhook import BOT, Bot, handshake, receive
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,11 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.C
         dispatcher=Dispatcher(list(routes), observe=metrics.on_handler),
         ledger=ledger,
         delivery=delivery,
-        replay=ReplayGuard(storage, window=config.timestamp_window, check_nonce=config.nonce_check),
+        replay=ReplayGuard(
+            shared or MemoryStorage(config.nonce_cache_size),
+            window=config.timestamp_window,
+            check_nonce=config.nonce_check,
+        ),
         crypto=crypto,
         metrics=metrics,
     )

@@ -79,6 +79,7 @@ async def handshake(request: web.Request) -> web.Response:
 async def receive(request: web.Request) -> web.Response:
     """POST: one pushed message or event."""
     started = time.perf_counter()
+    deadline = time.monotonic() + request.app[BOT].config.reply_budget
     bot = request.app[BOT]
     config = bot.config
     q = request.query
@@ -122,7 +123,7 @@ async def receive(request: web.Request) -> web.Response:
     except (BodyError, MessageError) as exc:
         return _refused(bot, _refuse(400, f"bad message: {exc.reason}", request))
     try:
-        answer_body, handler, outcome = await _answer(bot, msg)
+        answer_body, handler, outcome = await _answer(bot, msg, deadline)
     except Exception:
         log.exception("message %s: unexpected failure; answering success", msg.dedup_key)
         answer_body, handler, outcome = SUCCESS, None, "error"
@@ -184,7 +185,7 @@ def _decrypt(
     return inner
 
 
-async def _answer(bot: Bot, msg: Message) -> tuple[str, str | None, str]:
+async def _answer(bot: Bot, msg: Message, deadline: float) -> tuple[str, str | None, str]:
     """Run the message through the ledger; returns (body, handler, outcome)."""
     ran: list[Outcome] = []
 
@@ -194,7 +195,6 @@ async def _answer(bot: Bot, msg: Message) -> tuple[str, str | None, str]:
         ran.append(outcome)
         return msg, outcome
 
-    deadline = time.monotonic() + bot.config.reply_budget
     answer = await bot.ledger.answer(msg.dedup_key, produce, deadline)
     if answer.duplicate:
         bot.metrics.dedup_hits.inc()

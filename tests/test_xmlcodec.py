@@ -40,7 +40,7 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <xml><FromUserName>o1</FromUserName><MsgType>text</MsgType><Content>&xxe;</Content></xml>"""
 
-PARAMETER_ENTITY = b"""<!DOCTYPE xml [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/evil.dtd"> %remote;]>
+PARAMETER_ENTITY = b"""<!DOCTYPE xml [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/x"> %remote;]>
 <xml><Content>x</Content></xml>"""
 
 EXTERNAL_DTD = b"""<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml><Content>x</Content></xml>"""
@@ -186,7 +186,9 @@ def test_declared_encoding_cannot_reinterpret_utf8() -> None:
 
 
 def test_control_characters_inside_content_are_removed() -> None:
-    body = b"<xml><MsgType>text</MsgType><Content>a\x1db\x01c\x0b\x0c\x1f\x00d\te\nf</Content></xml>"
+    body = (
+        b"<xml><MsgType>text</MsgType><Content>a\x1db\x01c\x0b\x0c\x1f\x00d\te\nf</Content></xml>"
+    )
     assert parse_body(body) == {"MsgType": "text", "Content": "abcd\te\nf"}
 
 
