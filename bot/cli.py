@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.config import Config, ConfigError, load_config, with_overrides
 from bot.logs import configure_logging
+from bot.storage.base import StorageUnavailable
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -78,14 +79,19 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     app = create_app(config)
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        access_log=None,
-        shutdown_timeout=config.shutdown_grace,
-        print=lambda line: print(line, file=sys.stderr),
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            access_log=None,
+            shutdown_timeout=config.shutdown_grace,
+            print=lambda line: print(line, file=sys.stderr),
+        )
+    except StorageUnavailable as exc:
+        # Start-up opens Redis and refuses to run without it; the message masks the password.
+        print(f"wechat-bot: redis: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

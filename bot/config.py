@@ -411,3 +411,35 @@ def _find_spec(module: str) -> object | None:
         return importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return None
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table, one row per `SETTINGS` entry.
+
+    README.md carries this text between its `config-reference` markers; a test keeps them equal.
+    """
+    lines = [
+        "| key | env | default | description |",
+        "|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        env = f"`{s.env}`" if s.env else "—"
+        default = _default_cell(s)
+        doc = s.doc + (" Secret." if _FIELDS[s.key].metadata.get("secret") else "")
+        cells = (f"`{s.key}`", env, default, doc)
+        # a pipe or a line break inside a cell would end the cell or the row
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_cell(setting: Setting) -> str:
+    value = getattr(Config(), setting.key)
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"  # as YAML spells it
+    if setting.key == "greetings" or not setting.default:
+        return setting.default or "(empty)"
+    return f"`{setting.default}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
