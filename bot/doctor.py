@@ -34,7 +34,7 @@ EXIT_INVALID_CONFIG = 2
 
 # The platform names the caller's IP in its errmsg: "invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, ..."
 _IP_IN_ERRMSG = re.compile(
-    r"(?:\bip(?:v6)?|requestip|clientip)\s*[:=]?\s*([0-9A-Fa-f:.]{2,45})", re.IGNORECASE
+    r"(?:\bip(?:v6)?|requestip|clientip)(?:\s*[:=](?!:))?\s*([0-9A-Fa-f:.]{2,45})", re.IGNORECASE
 )
 _IP_NOT_WHITELISTED = frozenset({40164, 61004})
 

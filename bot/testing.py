@@ -184,14 +184,11 @@ def open_reply(status: int, body: str, *, token: str, crypto: MessageCrypto | No
     if "Encrypt" in fields and "MsgType" not in fields:
         if crypto is None:
             raise ValueError("encrypted reply but no MessageCrypto to open it")
-        encrypt = str(fields["Encrypt"])
-        if not verify_msg_signature(
-            token,
-            str(fields["TimeStamp"]),
-            str(fields["Nonce"]),
-            encrypt,
-            str(fields["MsgSignature"]),
-        ):
+        envelope = [fields.get(k) for k in ("Encrypt", "TimeStamp", "Nonce", "MsgSignature")]
+        if not all(isinstance(part, str) for part in envelope):
+            raise ValueError("encrypted reply lacks Encrypt, TimeStamp, Nonce or MsgSignature")
+        encrypt, timestamp, nonce, signature = map(str, envelope)
+        if not verify_msg_signature(token, timestamp, nonce, encrypt, signature):
             raise ValueError("reply MsgSignature does not verify")
         inner = crypto.decrypt(encrypt).decode()
         return BotReply(status, inner, parse_reply(inner), encrypted=True)

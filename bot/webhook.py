@@ -101,13 +101,14 @@ async def receive(request: web.Request) -> web.Response:
         return _refused(bot, _refuse(403, "timestamp outside the accepted window", request))
     if verdict is ReplayVerdict.REPLAYED:
         return _refused(bot, _refuse(403, "nonce already used", request))
+    # The mode follows each request: only encrypt_type=aes asks for an encrypted answer
     encrypted_reply = q.get("encrypt_type", "raw").lower() == "aes"
     try:
+        if config.safe_mode_only and not encrypted_reply:
+            raise _Refusal(403, "plaintext requests are refused in safe mode")
         fields = parse_body(body)
         if "Encrypt" in fields and bot.crypto is not None:
-            fields = _decrypt(
-                bot, fields, timestamp, nonce, q.get("msg_signature"), encrypted_reply
-            )
+            fields = _decrypt(bot, fields, timestamp, nonce, q.get("msg_signature"))
         elif encrypted_reply:
             raise _Refusal(
                 400,
@@ -115,8 +116,6 @@ async def receive(request: web.Request) -> web.Response:
                 if bot.crypto is None
                 else "encrypted request without Encrypt",
             )
-        elif config.safe_mode_only:
-            raise _Refusal(403, "plaintext requests are refused in safe mode")
         msg = parse_message(fields)
     except _Refusal as refusal:
         return _refused(bot, _refuse(refusal.status, refusal.reason, request))
@@ -160,18 +159,16 @@ def _decrypt(
     timestamp: str,
     nonce: str,
     msg_signature: str | None,
-    required: bool,
 ) -> dict[str, object]:
     """The decrypted message fields; the encrypted part is authoritative (compatible mode too)."""
     assert bot.crypto is not None
     encrypt = fields.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise _Refusal(400, "empty Encrypt")
-    # The signature comes before decryption, so decryption errors cannot act as an oracle.
+    # Always verified first (whatever encrypt_type says), so decryption is never an oracle
     if msg_signature is None:
-        if required:
-            raise _Refusal(403, "missing msg_signature")
-    elif not verify_msg_signature(bot.config.token, timestamp, nonce, encrypt, msg_signature):
+        raise _Refusal(403, "missing msg_signature")
+    if not verify_msg_signature(bot.config.token, timestamp, nonce, encrypt, msg_signature):
         raise _Refusal(403, "invalid msg_signature")
     try:
         plain = bot.crypto.decrypt(encrypt)

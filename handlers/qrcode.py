@@ -44,9 +44,9 @@ async def scanned_by_follower(msg: Message, ctx: Context) -> str | Skip:
 
 
 async def _welcome(ctx: Context, scene: str | None, templates: dict[str, str]) -> str | Skip:
-    campaign = CAMPAIGNS.get(scene or "")
+    campaign = CAMPAIGNS.get(scene) if scene else None
     if scene is None or campaign is None:
-        return SKIP
+        return SKIP  # not one of ours: the next handler (the greeting) answers
     try:
         if await ctx.state.get("source") is None:  # the first campaign that brought them counts
             await ctx.state.set("source", scene)
