@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from bot.config import Config, ConfigError, load_config, with_overrides
+from bot.crypto import validate_encoding_aes_key
 from bot.logs import configure_logging
 from bot.storage.base import StorageUnavailable
 
@@ -124,6 +125,11 @@ def _simulate(args: argparse.Namespace) -> int:
     app_id = args.app_id or os.environ.get("WECHAT_APP_ID") or _config_value("app_id")
     if args.safe and not (aes_key and app_id):
         raise ConfigError("encoding_aes_key", "safe mode needs --aes-key and --app-id")
+    if args.safe:
+        try:
+            validate_encoding_aes_key(aes_key)
+        except ValueError as exc:
+            raise ConfigError("encoding_aes_key", str(exc)) from None
     return asyncio.run(
         simulate_once(
             url=args.url,

@@ -158,7 +158,11 @@ def late_item(body: Mapping[str, Any]) -> dict[str, Any]:
     if kind in ("image", "voice"):
         return {"type": kind, "media_id": _get(content, "media_id")}
     if kind == "video":
-        return {"type": "video", "media_id": _get(content, "media_id"), "title": _get(content, "title")}
+        return {
+            "type": "video",
+            "media_id": _get(content, "media_id"),
+            "title": _get(content, "title"),
+        }
     if kind == "music":
         return {"type": "music", "title": _get(content, "title")}
     if kind == "news":

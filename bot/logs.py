@@ -20,18 +20,32 @@ _FIELDS = ("msg_id", "msg_type", "handler", "outcome", "latency_ms", "status")
 
 
 class _MaskSecrets(logging.Filter):
-    """Masks access tokens and secrets that slip into URLs in log lines."""
+    """Masks access tokens and secrets that slip into URLs in log lines and tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and (
-            "access_token=" in record.msg or "secret=" in record.msg
-        ):
-            record.msg = _TOKEN_RE.sub(r"\1***", record.msg)
-        if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_RE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
+        # the formatted line, not msg and args apart: a yarl.URL argument is not a str
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: the handler reports it, not us
+            return True
+        if _has_secret(message):
+            record.msg, record.args = _mask(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        if record.exc_text and _has_secret(record.exc_text):
+            record.exc_text = _mask(record.exc_text)
         return True
+
+
+_FORMATTER = logging.Formatter()
+
+
+def _has_secret(text: str) -> bool:
+    return "access_token=" in text or "secret=" in text
+
+
+def _mask(text: str) -> str:
+    return _TOKEN_RE.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,11 +59,10 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for name in _FIELDS:
-            value = record.__dict__.get(name)
-            if value is not None:
-                out[name] = value
+            if name in record.__dict__:  # kept when None: every message line has every key
+                out[name] = record.__dict__[name]
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import counting_handlers
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-import counting_handlers
 from bot.config import ConfigError, load_config
 from bot.crypto import CryptoError, MessageCrypto
 from bot.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory, BotUnderTest
