@@ -154,7 +154,7 @@ class Deployment:
         return Instance(name, base_url, process, log_path, log_file, sim)
 
     async def stop(self) -> None:
-        """SIGTERM every instance; kill what has not exited within 15 s."""
+        """SIGTERM every instance; kill what has not exited within 15 s (idempotent)."""
         for instance in self.instances:
             if instance.process.returncode is None:
                 instance.process.send_signal(signal.SIGTERM)
@@ -206,8 +206,9 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 @pytest.fixture
 async def shared_redis(redis_url: str, deployment: Deployment) -> AsyncIterator[str]:
-    """The session's Redis; the deployment's namespace is deleted afterwards."""
+    """The session's Redis; the deployment's namespace is deleted once its instances stopped."""
     yield redis_url
+    await deployment.stop()  # first, so no instance writes into the namespace after the delete
     await delete_namespace(redis_url, deployment.namespace)
 
 
