@@ -60,7 +60,7 @@ class Identity:
     webhook_path: str = "/wechat"
 
     @classmethod
-    def fresh(cls, app_id: str = "wx_fake_app", app_secret: str = "fake_secret") -> Identity:  # noqa: S107
+    def fresh(cls, app_id: str = "wx_fake_app", app_secret: str = "fake_secret") -> Identity:
         """New random token and key; appid and secret are the fake API's."""
         aes_key = base64.b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
         return cls(f"bench{secrets.token_hex(8)}", app_id, app_secret, aes_key)
@@ -143,9 +143,7 @@ class LineMaker:
         )
         self._query = f"{ident.webhook_path}?signature=%s&timestamp={self._ts}&nonce=%s&openid=%s"
         self._envelope = _SAFE_XML.format(account=ident.account, encrypt="%s")
-        self._crypto = (
-            MessageCrypto(ident.aes_key, ident.app_id) if spec.mode == "safe" else None
-        )
+        self._crypto = MessageCrypto(ident.aes_key, ident.app_id) if spec.mode == "safe" else None
 
     def line(self, index: int) -> bytes:
         """Line `index`: `path?query<TAB>body<LF>`."""

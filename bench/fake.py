@@ -1,6 +1,6 @@
 """The fake WeChat API in its own process, knowing the bench followers.
 
-    python -m bench.fake --port 8081 --followers 500
+python -m bench.fake --port 8081 --followers 500
 """
 
 from __future__ import annotations

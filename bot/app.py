@@ -163,6 +163,9 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness: 200 with a little JSON."""
     bot = request.app.get(BOT)
     degraded = bool(getattr(bot.storage, "is_degraded", False)) if bot else False
+    if degraded and bot is not None:
+        await bot.storage.ping()  # the fallback probes Redis (bounded) so recovery shows without traffic
+        degraded = bool(getattr(bot.storage, "is_degraded", False))
     return web.json_response(
         {
             "status": "ok",
