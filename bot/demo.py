@@ -98,7 +98,9 @@ async def run_demo(
                 if web_page:
                     from bot.emulator import serve_emulator
 
-                    return await serve_emulator(demo, port=0 if port == 0 else port + 1)
+                    return await serve_emulator(
+                        demo, port=0 if port == 0 else port + 1, account_name=config.account_name
+                    )
                 if interactive:
                     return await _chat(demo)
                 return await _play(demo, SCRIPT)
