@@ -164,7 +164,8 @@ async def healthz(request: web.Request) -> web.Response:
     bot = request.app.get(BOT)
     degraded = bool(getattr(bot.storage, "is_degraded", False)) if bot else False
     if degraded and bot is not None:
-        await bot.storage.ping()  # the fallback probes Redis (bounded) so recovery shows without traffic
+        # the fallback probes Redis (bounded), so a recovery shows without traffic
+        await bot.storage.ping()
         degraded = bool(getattr(bot.storage, "is_degraded", False))
     return web.json_response(
         {
