@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (corpus, logs)")
-    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    parser.add_argument(
+        "--json", type=Path, help="write the JSON report here (default: bench/results/)"
+    )
     parser.set_defaults(run=_run)
     sub = parser.add_subparsers(dest="command")
 
@@ -65,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--duration", type=float, default=20.0)
     profile.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     profile.add_argument("--keep", action="store_true")
+    profile.add_argument(
+        "--stages-only", action="store_true", help="only time each stage alone, in process"
+    )
+    profile.add_argument("--calls", type=int, default=5000, help="calls per stage")
     profile.set_defaults(run=_profile)
     return parser
 
@@ -90,11 +96,9 @@ def _run(args: argparse.Namespace) -> int:
     print()
     print(render(report))
     data = report.to_json()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for path in filter(
-        None, (RESULTS / ("smoke.json" if opts.smoke else "latest.json"), args.json)
-    ):
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    path = args.json or RESULTS / ("smoke.json" if opts.smoke else "latest.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"bench: done in {elapsed_since(started)}")
     return 0 if report.ok else 1
 
@@ -115,13 +119,17 @@ def _memory(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from bench.profile import render_profile, run_profile
+    from bench.stages import render_stages, run_stages
 
-    report = run_profile(
-        mode=args.mode,
-        seconds=args.duration,
-        rate=args.rate,
-        keep=args.keep,
-        say=lambda s: print(s, flush=True),
-    )
-    print(render_profile(report))
+    if not args.stages_only:
+        report = run_profile(
+            mode=args.mode,
+            seconds=args.duration,
+            rate=args.rate,
+            keep=args.keep,
+            say=lambda s: print(s, flush=True),
+        )
+        print(render_profile(report))
+        print()
+    print(render_stages(run_stages(args.calls)))
     return 0

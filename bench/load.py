@@ -158,6 +158,7 @@ def run_client_loop(
 async def _client_loop(
     url: str, corpus: Path, first: int, seconds: float, connections: int
 ) -> LoadResult:
+    origin = str(URL(url).origin())  # the corpus lines carry the path, as with wrk
     lines = read_corpus(corpus, first)
     used = recycled = 0
     wrapped = False
@@ -188,7 +189,7 @@ async def _client_loop(
                 sent = time.perf_counter()
                 try:
                     async with session.post(
-                        URL(url + target, encoded=True),
+                        URL(origin + target, encoded=True),
                         data=body,
                         headers={"Content-Type": "text/xml"},
                     ) as answer:

@@ -130,7 +130,7 @@ async def _push(
     client = TestClient(TestServer(create_app(config)))
     await client.start_server()
     try:
-        bot = client.app[BOT]  # type: ignore[index]
+        bot = client.app[BOT]
         base = str(client.make_url("")).rstrip("/")
         statuses: dict[int, int] = {}
         # the warm-up reuses followers 0.. with their own nonces and MsgIds (numbers past N)
@@ -139,9 +139,7 @@ async def _push(
         )
         gc.collect()
         report.rss_before_kib = _rss()
-        say(
-            f"memory: RSS before {report.rss_before_kib / 1024:.1f} MiB; pushing {followers:,} followers"
-        )
+        say(f"memory: RSS before {report.rss_before_kib / 1024:.1f} MiB; {followers:,} followers")
         started = time.perf_counter()
         step = max(1, followers // 10)
         for start in range(0, followers, step):
@@ -266,8 +264,9 @@ def render_memory(report: MemoryReport) -> str:
     lines = [
         f"memory: {report.followers:,} distinct followers in {report.seconds:.1f} s "
         f"({report.followers / max(report.seconds, 1e-9):,.0f} req/s, in process, bot + client)",
-        f"RSS before {report.rss_before_kib / 1024:.1f} MiB, after {report.rss_after_kib / 1024:.1f} MiB "
-        f"(+{growth / 1024:.1f} MiB, {growth * 1024 / max(report.followers, 1):,.0f} B per follower), "
+        f"RSS before {report.rss_before_kib / 1024:.1f} MiB, "
+        f"after {report.rss_after_kib / 1024:.1f} MiB (+{growth / 1024:.1f} MiB, "
+        f"{growth * 1024 / max(report.followers, 1):,.0f} B per follower), "
         f"peak {report.peak_kib / 1024:.1f} MiB",
     ]
     width = max(len(t.name) for t in report.tables) if report.tables else 0

@@ -8,8 +8,11 @@ against it by a test so the two cannot drift.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import math
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -216,7 +219,7 @@ _FIELDS = {f.name: f for f in fields(Config)}
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read `path` (or $BOT_CONFIG, or ./config.yaml), apply the environment, validate."""
     env = os.environ if environ is None else environ
-    chosen = path or env.get("BOT_CONFIG")
+    chosen = path or env.get("BOT_CONFIG") or None
     data: dict[str, Any] = {}
     if chosen is not None:
         data = _read_yaml(Path(chosen))
@@ -238,6 +241,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
 
 def with_overrides(config: Config, **changes: Any) -> Config:
     """A validated copy of `config` with some settings changed."""
+    for key in changes:
+        if key not in _FIELDS:
+            raise ConfigError(key, "unknown setting")
     coerced = {k: _coerce(k, v) for k, v in changes.items()}
     updated = replace(config, **coerced)
     validate(updated)
@@ -281,11 +287,19 @@ def _coerce(key: str, raw: Any) -> Any:
             return False
         raise ConfigError(key, f"must be true or false, not {raw!r}")
     if isinstance(default, int | float):
-        kind = type(default)
+        if isinstance(raw, bool):
+            raise ConfigError(key, f"must be a number, not {raw!r}")
         try:
-            return kind(raw)
+            number = float(raw)
         except (TypeError, ValueError):
             raise ConfigError(key, f"must be a number, not {raw!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(key, f"must be a finite number, not {raw!r}")
+        if isinstance(default, int):
+            if not number.is_integer():
+                raise ConfigError(key, f"must be a whole number, not {raw!r}")
+            return int(number)
+        return number
     if raw is None:
         return ""
     if not isinstance(raw, str | int | float):
@@ -337,7 +351,7 @@ def validate(config: Config) -> None:
         raise ConfigError("token_endpoint", "must be stable or legacy")
     if config.default_language not in LANGUAGES:
         raise ConfigError("default_language", f"must be one of {', '.join(LANGUAGES)}")
-    if not _PATH_RE.match(config.webhook_path):
+    if not _PATH_RE.fullmatch(config.webhook_path):
         raise ConfigError("webhook_path", "must be a path starting with /")
     if config.webhook_path in ("/healthz", "/metrics"):
         raise ConfigError("webhook_path", "clashes with a built-in route")
@@ -379,6 +393,8 @@ def validate(config: Config) -> None:
         raise ConfigError("dedup_ttl", "must be at least 30 seconds (WeChat retries for 15)")
     if config.timestamp_window < 0:
         raise ConfigError("timestamp_window", "must be 0 (off) or more")
+    if not isinstance(logging.getLevelName(config.log_level.upper()), int):
+        raise ConfigError("log_level", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     if config.log_format not in ("text", "json"):
         raise ConfigError("log_format", "must be text or json")
     if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -399,11 +415,12 @@ def _check_greetings(config: Config) -> None:
         for which in ("with_name", "without_name"):
             template = getattr(greeting, which)
             try:
-                template.format(name="x", account="y")
-            except (KeyError, IndexError, ValueError):
-                raise ConfigError(
-                    f"greetings.{lang}.{which}", "may only use {name} and {account}"
-                ) from None
+                fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+                template.format(name="x", account="y")  # format specs such as {name:d}
+            except (ValueError, KeyError, IndexError):
+                fields = ["?"]
+            if any(f not in ("name", "account") for f in fields):
+                raise ConfigError(f"greetings.{lang}.{which}", "may only use {name} and {account}")
 
 
 def _find_spec(module: str) -> object | None:

@@ -67,7 +67,7 @@ class Context:
 
     async def name(self) -> str | None:
         """How to call the follower: their own choice > profile nickname > operator's remark."""
-        chosen = (await self.preferences()).name
+        chosen = ((await self.preferences()).name or "").strip()
         if chosen:
             return chosen
         profile = await self.profile()

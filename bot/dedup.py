@@ -102,7 +102,15 @@ class ReplyLedger(Generic[T]):
         task = asyncio.ensure_future(produce())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - self._clock()))
+        try:
+            done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - self._clock()))
+        except asyncio.CancelledError:
+            # The request went away (shutdown): the handler's reply still goes out late.
+            task.add_done_callback(self._deliver_late)
+            answer.set_result(SUCCESS)
+            if self._shared is not None:
+                await asyncio.shield(self._publish(key, SUCCESS))
+            raise
         late = not done
         if late:
             body = SUCCESS

@@ -74,7 +74,8 @@ class LateDelivery:
                     log.warning("late reply dropped: errcode=%s %s", exc.errcode, exc.errmsg)
                     self._note("dropped")
                     return
-                if time.monotonic() + delay > give_up:
+                sleep = delay * (0.5 + random.random())
+                if time.monotonic() + sleep > give_up:
                     log.error(
                         "late reply not delivered after %d attempts: errcode=%s %s",
                         attempt,
@@ -83,7 +84,7 @@ class LateDelivery:
                     )
                     self._note("failed")
                     return
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(sleep)
                 delay = min(delay * 2, self._max_backoff)
                 continue
             self._note("delivered")

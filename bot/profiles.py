@@ -66,6 +66,11 @@ class ProfileCache:
             task.add_done_callback(lambda _t: self._loading.pop(openid, None))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self._timeout)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                return None  # the follower was forgotten while we waited
+            raise
         except TimeoutError:
             log.info("profile fetch still running after %.1fs; replying without it", self._timeout)
             return None
@@ -73,6 +78,9 @@ class ProfileCache:
     async def forget(self, openid: str) -> None:
         """Drop the follower's cached profile (they unfollowed)."""
         self._entries.pop(openid, None)
+        loading = self._loading.pop(openid, None)
+        if loading is not None:
+            loading.cancel()  # a fetch finishing now must not store the profile again
         if self._shared is not None:
             with contextlib.suppress(StorageUnavailable):
                 await self._shared.delete(_key(openid))

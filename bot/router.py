@@ -117,9 +117,15 @@ class Router:
 
     def include(self, other: Router) -> None:
         """Add another router's routes here, at this point in the priority order."""
-        if other is self:
-            raise ValueError("a router cannot include itself")
+        if other is self or self in other._included():
+            raise ValueError("a router cannot include itself, directly or through others")
         self._entries.append(other)
+
+    def _included(self) -> Iterator[Router]:
+        for entry in self._entries:
+            if isinstance(entry, Router):
+                yield entry
+                yield from entry._included()
 
     def routes(self) -> Iterator[Route]:
         """All routes in priority order, included routers expanded."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -18,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 import redis.asyncio
+from support import free_port
 
 from bot.storage import RedisStorage, masked_url
 
@@ -27,14 +27,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 def in_ci() -> bool:
     """True on CI, where a missing Redis is a failure rather than a skip."""
     return os.environ.get("CI") == "true"
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:

@@ -6,19 +6,16 @@ import base64
 import json
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import VECTORS_PATH, load_vectors
 
 from bot.crypto import AppIdMismatch, CryptoError, MessageCrypto, validate_encoding_aes_key
 from bot.signature import sha1_signature, verify_msg_signature
-
-# The repo and shared/ sit side by side, here and in CI
-VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OLD_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -29,15 +26,7 @@ FUZZ = settings(max_examples=200, deadline=None)
 PRINTABLE_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 
 
-def _vectors() -> dict[str, Any]:
-    """Load the vectors, or nothing when the file is missing (test_vectors_present then fails)."""
-    if not VECTORS_PATH.is_file():
-        return {}
-    data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    return data
-
-
-VECTORS = _vectors()
+VECTORS = load_vectors()
 
 
 def _seal_raw(encoding_aes_key: str, plaintext: bytes) -> str:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import redis_fixtures
 import yaml
-from redis_fixtures import free_port
+from support import free_port
 
 from bot.doctor import EXIT_INVALID_CONFIG, EXIT_OK, EXIT_PROBLEM, caller_ip, check_config
 from bot.fake_wechat import FakeWeChat, start_fake_wechat

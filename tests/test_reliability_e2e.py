@@ -14,6 +14,7 @@ import sample_handlers
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import free_port, wait_until_healthy
 
 from bot.fake_wechat import FakeWeChat
 from bot.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
@@ -182,7 +183,7 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
     fake = FakeWeChat()
     server = TestServer(fake.app)
     await server.start_server()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WECHAT_TOKEN": TEST_TOKEN,
@@ -210,7 +211,8 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
     try:
         url = f"http://127.0.0.1:{port}/wechat"
         async with aiohttp.ClientSession() as session:
-            await _wait_until_up(session, f"http://127.0.0.1:{port}/healthz")
+            up = await wait_until_healthy(session, f"http://127.0.0.1:{port}/healthz")
+            assert up, "the bot did not start"
             sim = WeChatSimulator(session, url, token=TEST_TOKEN)
             reply = await sim.send_text("o_demo_wang", "slow 2", msg_id="990001")
             assert reply.is_success  # the budget (0.5 s) passed
@@ -233,25 +235,3 @@ def _config(tmp_path: Path) -> Path:
         "reply_budget: 0.5\nprofile_timeout: 0.2\nshutdown_grace: 10\n", encoding="utf-8"
     )
     return path
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            async with session.get(url) as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, "the bot did not start"
-        await asyncio.sleep(0.1)

@@ -14,6 +14,7 @@ from typing import Any
 import counting_handlers
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from support import VECTORS_PATH
 
 from bot.config import ConfigError, load_config
 from bot.crypto import CryptoError, MessageCrypto
@@ -23,7 +24,6 @@ from bot.signature import sha1_signature, verify_msg_signature
 from bot.testing import build_xml, open_reply, sign_request, text_fields
 
 # The repo and shared/ sit side by side, here and in CI
-VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
 
 COUNTING = ["counting_handlers"]
 OPENID = "o_demo_wang"

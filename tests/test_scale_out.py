@@ -22,7 +22,8 @@ import aiohttp
 import pytest
 import redis.asyncio
 import redis_fixtures
-from redis_fixtures import RedisServer, delete_namespace, free_port, require_redis_server
+from redis_fixtures import RedisServer, delete_namespace, require_redis_server
+from support import free_port, wait_until_healthy
 
 from bot.fake_wechat import FakeFollower, FakeWeChat, start_fake_wechat
 from bot.pytest_plugin import TEST_TOKEN
@@ -168,19 +169,13 @@ class Deployment:
 
 
 async def _wait_until_up(instance: Instance) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        if instance.process.returncode is not None:
-            pytest.fail(f"instance {instance.name} exited at start-up:\n{instance.log()}")
-        try:
-            async with instance.sim.session.get(f"{instance.base_url}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"instance {instance.name} did not start:\n{instance.log()}")
-        await asyncio.sleep(0.1)
+    up = await wait_until_healthy(
+        instance.sim.session,
+        f"{instance.base_url}/healthz",
+        exited=lambda: instance.process.returncode is not None,
+    )
+    if not up:
+        pytest.fail(f"instance {instance.name} did not start:\n{instance.log()}")
 
 
 async def _wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

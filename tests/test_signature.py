@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
+from support import VECTORS_PATH, load_vectors
 
 from bot.signature import sha1_signature, verify_msg_signature, verify_signature
 
-# The repo and shared/ sit side by side, here and in CI
-VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
-
-
-def _vectors() -> dict[str, Any]:
-    """Load the vectors, or nothing when the file is missing (test_vectors_present then fails)."""
-    if not VECTORS_PATH.is_file():
-        return {}
-    data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    return data
-
-
-VECTORS = _vectors()
+VECTORS = load_vectors()
 PLAIN = VECTORS.get("plain_signature", [])
 # Every vector that carries a msg_signature, from either AES section
 WITH_MSG_SIGNATURE = [

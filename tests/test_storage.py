@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 import redis_fixtures
-from redis_fixtures import RedisServer, delete_namespace, free_port, require_redis_server
+from redis_fixtures import RedisServer, delete_namespace, require_redis_server
+from support import free_port
 
 from bot.storage import (
     EmbeddedStorage,

@@ -1,0 +1,54 @@
+"""Small helpers several test modules share: the known-answer vectors, ports, start-up waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+# The repo and shared/ sit side by side, here and in CI.
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
+
+
+def load_vectors() -> dict[str, Any]:
+    """The vectors, or {} when the file is missing (each module's presence test then fails)."""
+    if not VECTORS_PATH.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_until_healthy(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    timeout: float = 20.0,
+    exited: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Poll `url` until it answers 200; False when `exited()` or the timeout comes first."""
+    deadline = time.monotonic() + timeout
+    while not exited():
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return True
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return False
