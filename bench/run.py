@@ -70,8 +70,9 @@ Driver = Literal["auto", "wrk", "aiohttp"]
 class BenchOptions:
     """How long, how hard, with what."""
 
-    duration: float = 15.0
+    duration: float = 10.0  # per round
     warmup: float = 5.0
+    rounds: int = 3  # bare and bot take turns, so a busy neighbour hits both alike
     connections: int = 64
     threads: int = 2
     requests: int = 400_000  # per mode
@@ -87,6 +88,7 @@ class BenchOptions:
         return cls(
             duration=1.0,  # wrk counts whole seconds
             warmup=1.0,
+            rounds=1,
             connections=16,
             threads=1,
             requests=20_000,
@@ -98,12 +100,18 @@ class BenchOptions:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """The measured run of one server in one mode."""
+    """One server in one mode: the median round, every round, and the warm-up."""
 
     server: str
     mode: Mode
-    load: LoadResult
+    load: LoadResult  # the round with the median req/s
     warmup: LoadResult
+    rounds: tuple[LoadResult, ...]
+
+    @property
+    def completed(self) -> int:
+        """Requests completed in the warm-up and every round."""
+        return self.warmup.requests + sum(r.requests for r in self.rounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +203,9 @@ def split_cpus(pin: bool) -> tuple[frozenset[int] | None, frozenset[int] | None]
 
 def _plan_seconds(opts: BenchOptions) -> float:
     """Roughly how long the requests must stay fresh: every run, start-up and shutdown."""
-    return 2 * len(MODES) * (opts.warmup + opts.duration + 5.0) + 30.0
+    per_run = 3.0  # wrk loads its share of the corpus before each run
+    runs = opts.warmup + per_run + opts.rounds * (opts.duration + per_run)
+    return 2 * len(MODES) * runs + 60.0
 
 
 def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> BenchReport:
@@ -243,12 +253,10 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> BenchRe
             cpus=server_cpus,
         )
         servers.append(bare)
-        _drive(report, bare, corpora, opts, wrk, load_cpus, say)
-        bare.stop()
         bot = start_bot(identity, opts, workdir, fake, window, server_cpus)
         servers.append(bot)
         report.checks.extend(_probe(bot, identity, corpora, opts))
-        _drive(report, bot, corpora, opts, wrk, load_cpus, say)
+        _drive(report, (bare, bot), corpora, opts, wrk, load_cpus, say)
         report.bot_peak_rss_kib = bot.peak_rss_kib()
         report.outcomes = metric_outcomes(get_text(bot.base_url + "/metrics"))
         report.upstream = {
@@ -340,54 +348,80 @@ def _generate(
 
 def _drive(
     report: BenchReport,
-    server: Server,
+    servers: tuple[Server, ...],
     corpora: dict[Mode, Corpus],
     opts: BenchOptions,
     wrk: str | None,
     cpus: frozenset[int] | None,
     say: Callable[[str], None],
 ) -> None:
-    """Warm-up then measured run, per mode, each starting on lines not sent yet."""
-    url = server.base_url + "/wechat"
-    for mode in MODES:
+    """A warm-up per server and mode, then rounds in which the servers take turns.
+
+    Both servers stay up (an idle one costs nothing); each run starts on corpus lines its
+    server has not been sent yet.
+    """
+    cursors: dict[tuple[str, Mode], int] = {}
+    warmups: dict[tuple[str, Mode], LoadResult] = {}
+    rounds: dict[tuple[str, Mode], list[LoadResult]] = {}
+
+    def run(server: Server, mode: Mode, seconds: float) -> LoadResult:
         corpus = corpora[mode]
-        cursor = 0
-        runs: list[LoadResult] = []
-        for seconds in (opts.warmup, opts.duration):
-            if cursor >= corpus.count - opts.connections:
-                cursor = 0  # used up: LoadResult.recycled reports what is sent again
-            if wrk:
-                result = run_wrk(
-                    wrk,
-                    url,
-                    corpus.path,
-                    cursor,
-                    seconds=seconds,
-                    connections=opts.connections,
-                    threads=opts.threads,
-                    cpus=cpus,
-                )
-            else:
-                result = run_client_loop(
-                    url, corpus.path, cursor, seconds=seconds, connections=opts.connections
-                )
-            if cursor == 0 and runs:
-                result = dataclasses.replace(result, recycled=max(result.recycled, 1))
-            cursor += result.lines_used
-            runs.append(result)
-        warm, measured = runs
-        say(
-            f"bench: {server.name:4} {mode:5} {measured.rps:9,.0f} req/s "
-            f"p50 {measured.p50_ms:.2f} ms p99 {measured.p99_ms:.2f} ms "
-            f"errors {measured.error_count}"
-        )
-        if warm.recycled or measured.recycled:
-            report.notes.append(
-                f"{server.name} {mode}: the run outlasted the corpus and sent "
-                f"{warm.recycled + measured.recycled:,} requests again"
-                + (" (harmless for the bare server)" if server.name == "bare" else "")
+        key = (server.name, mode)
+        cursor = cursors.get(key, 0)
+        wrapped = cursor >= corpus.count - opts.connections
+        if wrapped:
+            cursor = 0  # used up: the run sends lines again, and says so
+        url = server.base_url + corpus.spec.identity.webhook_path
+        if wrk:
+            result = run_wrk(
+                wrk,
+                url,
+                corpus.path,
+                cursor,
+                seconds=seconds,
+                connections=opts.connections,
+                threads=opts.threads,
+                cpus=cpus,
             )
-        report.rows.append(Row(server.name, mode, measured, warm))
+        else:
+            result = run_client_loop(
+                url, corpus.path, cursor, seconds=seconds, connections=opts.connections
+            )
+        if wrapped:
+            result = dataclasses.replace(result, recycled=max(result.recycled, result.requests))
+        cursors[key] = cursor + result.lines_used
+        return result
+
+    for server in servers:
+        for mode in MODES:
+            warmups[(server.name, mode)] = run(server, mode, opts.warmup)
+    for n in range(opts.rounds):
+        for mode in MODES:
+            for server in servers:
+                result = run(server, mode, opts.duration)
+                rounds.setdefault((server.name, mode), []).append(result)
+                say(
+                    f"bench: round {n + 1}/{opts.rounds} {server.name:4} {mode:5} "
+                    f"{result.rps:9,.0f} req/s p50 {result.p50_ms:6.2f} ms "
+                    f"p99 {result.p99_ms:6.2f} ms errors {result.error_count}"
+                )
+    for server in servers:
+        for mode in MODES:
+            key = (server.name, mode)
+            runs = tuple(rounds[key])
+            median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+            report.rows.append(Row(server.name, mode, median, warmups[key], runs))
+            recycled = warmups[key].recycled + sum(r.recycled for r in runs)
+            if recycled:
+                report.notes.append(
+                    f"{server.name} {mode}: the runs outlasted the corpus and sent "
+                    f"{recycled:,} requests again"
+                    + (
+                        " (harmless for the bare server)"
+                        if server.name == "bare"
+                        else " (replays: raise --requests)"
+                    )
+                )
 
 
 def _check_corpus(identity: Identity, corpora: dict[Mode, Corpus]) -> Check:
@@ -518,9 +552,9 @@ def _count_lines(path: Path) -> int:
 def _final_checks(report: BenchReport, opts: BenchOptions) -> list[Check]:
     checks = []
     failed = {
-        f"{r.server} {r.mode}": r.load.errors | {"warm-up": r.warmup.error_count}
+        f"{r.server} {r.mode}": sum(x.error_count for x in (r.warmup, *r.rounds))
         for r in report.rows
-        if r.load.error_count or r.warmup.error_count
+        if any(x.error_count for x in (r.warmup, *r.rounds))
     }
     checks.append(
         Check(
@@ -532,7 +566,7 @@ def _final_checks(report: BenchReport, opts: BenchOptions) -> list[Check]:
     others = {k: v for k, v in report.outcomes.items() if k != "replied"}
     replied = report.outcomes.get("replied", 0)
     # the bot counts every request it answered, including ones in flight when a run stopped
-    sent = sum(r.load.requests + r.warmup.requests for r in report.rows if r.server == "bot")
+    sent = sum(r.completed for r in report.rows if r.server == "bot")
     checks.append(
         Check(
             "every push reached the greeting (bot outcomes)",

@@ -416,8 +416,9 @@ def _check_greetings(config: Config) -> None:
             template = getattr(greeting, which)
             try:
                 fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-                template.format(name="x", account="y")  # format specs such as {name:d}
-            except (ValueError, KeyError, IndexError):
+                if all(f in ("name", "account") for f in fields):
+                    template.format(name="x", account="y")  # format specs such as {name:d}
+            except ValueError:
                 fields = ["?"]
             if any(f not in ("name", "account") for f in fields):
                 raise ConfigError(f"greetings.{lang}.{which}", "may only use {name} and {account}")
