@@ -20,7 +20,7 @@ from bot.delivery import LateDelivery
 from bot.dispatch import Dispatcher, Outcome
 from bot.followers import FollowerStore
 from bot.logs import log_message
-from bot.messages import Message, MessageError, parse_message
+from bot.messages import Message, MessageError, UnknownMessage, parse_message
 from bot.metrics import Metrics
 from bot.profiles import ProfileCache
 from bot.replay import ReplayGuard, ReplayVerdict
@@ -126,7 +126,9 @@ async def receive(request: web.Request) -> web.Response:
     except Exception:
         log.exception("message %s: unexpected failure; answering success", msg.dedup_key)
         answer_body, handler, outcome = SUCCESS, None, "error"
-    bot.metrics.requests.labels(msg.msg_type, outcome).inc()
+    # Label by known types only, so metrics stay bounded whatever MsgType arrives.
+    kind = "unknown" if isinstance(msg, UnknownMessage) else msg.msg_type
+    bot.metrics.requests.labels(kind, outcome).inc()
     log_message(
         msg_id=msg.msg_id or msg.dedup_key,
         msg_type=msg.msg_type,
