@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -35,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     defaults = BenchOptions()
     parser.add_argument("--smoke", action="store_true", help="a few seconds; checks, no speed")
-    parser.add_argument("--duration", type=float, default=defaults.duration, help="measured s")
+    parser.add_argument(
+        "--duration", type=float, default=defaults.duration, help="seconds per measured round"
+    )
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="measured rounds")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="warm-up s")
     parser.add_argument("--connections", type=int, default=defaults.connections)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="wrk threads")
@@ -50,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         help="load generator (auto: wrk, installed when missing; --smoke: wrk if present)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--bot-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="experiment: change a bot setting (e.g. log_level=WARNING); said in the output",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (corpus, logs)")
     parser.add_argument(
         "--json", type=Path, help="write the JSON report here (default: bench/results/)"
@@ -65,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="where the bot's time goes (py-spy)")
     profile.add_argument("--mode", choices=("plain", "safe"), default="plain")
     profile.add_argument("--duration", type=float, default=20.0)
-    profile.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    profile.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     profile.add_argument("--keep", action="store_true")
     profile.add_argument(
         "--stages-only", action="store_true", help="only time each stage alone, in process"
@@ -82,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         opts = BenchOptions(
             duration=args.duration,
+            rounds=max(1, args.rounds),
             warmup=args.warmup,
             connections=args.connections,
             threads=args.threads,
@@ -91,7 +103,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     if opts.followers < 4:
         raise SystemExit("bench: --followers must be at least 4 (the probes use followers 0 and 3)")
-    opts = _with(opts, pin=not args.no_pin, keep=args.keep)
+    settings = tuple((k, v) for k, sep, v in (s.partition("=") for s in args.bot_setting) if sep)
+    opts = dataclasses.replace(opts, pin=not args.no_pin, keep=args.keep, bot_settings=settings)
     report = run_bench(opts, say=lambda line: print(line, flush=True))
     print()
     print(render(report))
@@ -101,12 +114,6 @@ def _run(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"bench: done in {elapsed_since(started)}")
     return 0 if report.ok else 1
-
-
-def _with(opts: BenchOptions, **changes: object) -> BenchOptions:
-    import dataclasses
-
-    return dataclasses.replace(opts, **changes)  # type: ignore[arg-type]
 
 
 def _memory(args: argparse.Namespace) -> int:

@@ -160,11 +160,6 @@ class LineMaker:
         return f"{query}&encrypt_type=aes&msg_signature={msg_signature}\t{body}\n".encode()
 
 
-def request_line(spec: CorpusSpec, index: int) -> bytes:
-    """One line of the corpus: `path?query<TAB>body<LF>` (use `LineMaker` for many)."""
-    return LineMaker(spec).line(index)
-
-
 def _write_part(spec: CorpusSpec, start: int, stop: int, path: str) -> None:
     line = LineMaker(spec).line
     with open(path, "wb") as out:
