@@ -21,10 +21,11 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from bot.eager import Started, start_eagerly, wait_until
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class ReplyLedger(Generic[T]):
         return self._running
 
     async def answer(
-        self, key: str, produce: Callable[[], Awaitable[T]], deadline: float
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
     ) -> LedgerAnswer:
         """The passive answer for message `key`, running `produce` at most once per key.
 
@@ -99,32 +100,50 @@ class ReplyLedger(Generic[T]):
         self._entries[key] = _Entry(answer, now + self._ttl)
         self._entries.move_to_end(key)
         self._evict(now)
-        task = asyncio.ensure_future(produce())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        started: Started[T] | None
         try:
-            done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - self._clock()))
-        except asyncio.CancelledError:
-            # The request went away (shutdown): the handler's reply still goes out late.
-            task.add_done_callback(self._deliver_late)
-            answer.set_result(SUCCESS)
-            if self._shared is not None:
-                await asyncio.shield(self._publish(key, SUCCESS))
-            raise
-        late = not done
-        if late:
+            started = start_eagerly(produce())
+        except Exception:
+            log.exception("message %s: could not produce a reply", key)
+            started = None
+        late = False
+        if started is None:
             body = SUCCESS
-            task.add_done_callback(self._deliver_late)
+        elif started.task is None:
+            body = self._render_safely(key, started.value)
         else:
+            task = started.task
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
             try:
-                body = self._render(task.result())
-            except Exception:
-                log.exception("message %s: could not produce a reply", key)
+                done = await wait_until(task, deadline - self._clock())
+            except asyncio.CancelledError:
+                # The request went away (shutdown): the handler's reply still goes out late.
+                task.add_done_callback(self._deliver_late)
+                answer.set_result(SUCCESS)
+                if self._shared is not None:
+                    await asyncio.shield(self._publish(key, SUCCESS))
+                raise
+            late = not done
+            if late:
                 body = SUCCESS
+                task.add_done_callback(self._deliver_late)
+            elif task.exception() is not None:
+                log.error("message %s: could not produce a reply", key, exc_info=task.exception())
+                body = SUCCESS
+            else:
+                body = self._render_safely(key, task.result())
         answer.set_result(body)
         if self._shared is not None:
             await self._publish(key, body)
         return LedgerAnswer(body, False, late)
+
+    def _render_safely(self, key: str, result: T | None) -> str:
+        try:
+            return self._render(result)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("message %s: could not produce a reply", key)
+            return SUCCESS
 
     def _deliver_late(self, task: asyncio.Task[T]) -> None:
         if task.cancelled():
