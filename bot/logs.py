@@ -6,10 +6,13 @@ id, type, handler, outcome and latency, and a filter masks access tokens in any 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
 import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -23,6 +26,8 @@ class _MaskSecrets(logging.Filter):
     """Masks access tokens and secrets that slip into URLs in log lines and tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == MESSAGE_LOGGER.name:
+            return True  # built by log_message from ids and names only: nothing to mask
         # the formatted line, not msg and args apart: a yarl.URL argument is not a str
         try:
             message = record.getMessage()
@@ -66,14 +71,82 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
-    """Set up the root logger once for the process."""
-    handler = logging.StreamHandler(sys.stderr)
+class TextFormatter(logging.Formatter):
+    """`asctime level logger: message`, formatting each second's timestamp once."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines in batches: at most `interval` seconds late, at once for WARNING and up.
+
+    One write per line (stderr is line-buffered) costs more than the rest of a message's
+    logging; a background timer flushes quiet periods, and exit flushes the rest.
+    """
+
+    def __init__(self, stream: Any, *, interval: float = 0.5, max_lines: int = 256) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._interval = interval
+        self._max_lines = max_lines
+        self._last = time.monotonic()
+        self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
+        self._timer.start()
+        atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        if (
+            record.levelno >= logging.WARNING
+            or len(self._pending) >= self._max_lines
+            or time.monotonic() - self._last >= self._interval
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock if self.lock is not None else contextlib.nullcontext():
+            self._last = time.monotonic()
+            if not self._pending:
+                return
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr closed at exit: nothing left to tell
+
+    def _flush_periodically(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            self.flush()
+
+
+def configure_logging(fmt: str = "text", level: str = "INFO", *, buffered: bool = True) -> None:
+    """Set up the root logger once for the process (lines batched when `buffered`)."""
+    handler: logging.Handler = (
+        BufferedStreamHandler(sys.stderr) if buffered else logging.StreamHandler(sys.stderr)
+    )
     handler.addFilter(_MaskSecrets())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

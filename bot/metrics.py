@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -69,6 +71,19 @@ class Metrics:
             "wechat_bot_handlers_in_flight", "Handler tasks running now.", registry=r
         )
 
+        # labels() takes a lock and hashes its arguments: keep the children we use
+        self._request_children: dict[tuple[str, str], Any] = {}
+        self._handler_children: dict[str, Any] = {}
+
+    def count_request(self, msg_type: str, outcome: str) -> None:
+        """Count one webhook request."""
+        child = self._request_children.get((msg_type, outcome))
+        if child is None:
+            child = self.requests.labels(msg_type, outcome)
+            if len(self._request_children) < 1024:
+                self._request_children[(msg_type, outcome)] = child
+        child.inc()
+
     # The APIObserver protocol of bot.api.
     def on_call(self, endpoint: str, errcode: int, seconds: float) -> None:
         """Count one upstream call."""
@@ -81,7 +96,10 @@ class Metrics:
 
     def on_handler(self, handler: str, seconds: float, failed: bool) -> None:
         """Record one handler run."""
-        self.handler_seconds.labels(handler).observe(seconds)
+        child = self._handler_children.get(handler)
+        if child is None:
+            child = self._handler_children[handler] = self.handler_seconds.labels(handler)
+        child.observe(seconds)
         if failed:
             self.handler_errors.labels(handler).inc()
 

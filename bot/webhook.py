@@ -128,7 +128,7 @@ async def receive(request: web.Request) -> web.Response:
         answer_body, handler, outcome = SUCCESS, None, "error"
     # Label by known types only, so metrics stay bounded whatever MsgType arrives.
     kind = "unknown" if isinstance(msg, UnknownMessage) else msg.msg_type
-    bot.metrics.requests.labels(kind, outcome).inc()
+    bot.metrics.count_request(kind, outcome)
     log_message(
         msg_id=msg.msg_id or msg.dedup_key,
         msg_type=msg.msg_type,
@@ -151,7 +151,7 @@ class _Refusal(Exception):
 
 
 def _refused(bot: Bot, response: web.Response) -> web.Response:
-    bot.metrics.requests.labels("-", f"rejected_{response.status}").inc()
+    bot.metrics.count_request("-", f"rejected_{response.status}")
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bot.xmlcodec
@@ -278,3 +278,77 @@ def test_arbitrary_bytes_inside_a_valid_frame_parse_or_raise_body_error(
         assert error.reason in REASONS
     else:
         assert isinstance(fields, dict) and fields
+
+
+# -- the flat fast path agrees with expat ------------------------------------------------------
+
+_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
+_VALUES = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\x00"), max_size=40)
+
+
+def _flat_document(draw: st.DrawFn) -> bytes:
+    names = draw(st.lists(_NAMES, min_size=1, max_size=8, unique=True))
+    parts = [draw(st.sampled_from(["", " ", "\n  "])) + "<xml>"]
+    for name in names:
+        value = draw(_VALUES)
+        as_cdata = draw(st.booleans())
+        if as_cdata:
+            inner = "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+        else:
+            inner = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts.append(draw(st.sampled_from(["", "\n", " \t"])) + f"<{name}>{inner}</{name}>")
+    parts.append("\n</xml>\n")
+    return "".join(parts).encode()
+
+
+flat_documents = st.composite(_flat_document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=flat_documents())
+def test_flat_fast_path_agrees_with_expat(body: bytes) -> None:
+    from bot.xmlcodec import _parse_flat, _parse_xml
+
+    cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
+    start = len(cleaned) - len(cleaned.lstrip(b" \t\r\n"))
+    fast = _parse_flat(cleaned, start)
+    try:
+        slow: dict[str, object] | None = _parse_xml(cleaned)
+    except BodyError:
+        slow = None
+    if fast is not None:
+        assert fast == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200).map(lambda b: b"<xml><A>" + b + b"</A></xml>"))
+def test_flat_fast_path_never_accepts_what_expat_refuses(body: bytes) -> None:
+    from bot.xmlcodec import _parse_flat, _parse_xml
+
+    cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
+    fast = _parse_flat(cleaned, 0)
+    if fast is None:
+        return
+    assert _parse_xml(cleaned) == fast
+
+
+def test_typical_text_push_takes_the_fast_path() -> None:
+    from bot.xmlcodec import _parse_flat
+
+    body = (
+        b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o_1]]>"
+        b"</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        b"<Content><![CDATA[\xe4\xbd\xa0\xe5\xa5\xbd]]></Content><MsgId>42</MsgId></xml>"
+    )
+    assert _parse_flat(body, 0) == {
+        "ToUserName": "gh_1",
+        "FromUserName": "o_1",
+        "CreateTime": "1700000000",
+        "MsgType": "text",
+        "Content": "你好",
+        "MsgId": "42",
+    }
+    # nesting, entities and repeated names go to expat
+    assert _parse_flat(b"<xml><A><B>1</B></A></xml>", 0) is None
+    assert _parse_flat(b"<xml><A>&amp;</A></xml>", 0) is None
+    assert _parse_flat(b"<xml><A>1</A><A>2</A></xml>", 0) is None
