@@ -74,6 +74,7 @@ class ReplyLedger(Generic[T]):
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._running: set[asyncio.Task[T]] = set()
+        self._swept = clock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -187,6 +188,9 @@ class ReplyLedger(Generic[T]):
 
     def _evict(self, now: float) -> None:
         entries = self._entries
+        if len(entries) <= self._size and now - self._swept < 1.0:
+            return  # expired entries go at most a second late; the size bound holds always
+        self._swept = now
         while entries:
             oldest_key, oldest = next(iter(entries.items()))
             if len(entries) > self._size or oldest.expires <= now:

@@ -147,6 +147,10 @@ def configure_logging(fmt: str = "text", level: str = "INFO", *, buffered: bool 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    # the formats use neither: skip looking them up for every record
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -166,13 +170,15 @@ def log_message(
     if not MESSAGE_LOGGER.isEnabledFor(logging.INFO):
         return
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    MESSAGE_LOGGER.info(
+    # makeRecord + handle, not info(): no stack walk to find the caller on every message
+    record = MESSAGE_LOGGER.makeRecord(
+        MESSAGE_LOGGER.name,
+        logging.INFO,
+        __file__,
+        0,
         "message %s type=%s handler=%s outcome=%s latency_ms=%s",
-        msg_id,
-        msg_type,
-        handler or "-",
-        outcome,
-        latency_ms,
+        (msg_id, msg_type, handler or "-", outcome, latency_ms),
+        None,
         extra={
             "msg_id": msg_id,
             "msg_type": msg_type,
@@ -182,3 +188,4 @@ def log_message(
             "status": status,
         },
     )
+    MESSAGE_LOGGER.handle(record)

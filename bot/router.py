@@ -55,13 +55,13 @@ class Route:
     msg_type: str | None  # None: any type
     matcher: Matcher | None
     filters: tuple[Filter, ...]
+    name: str = ""  # the handler's qualified name, for logs and metrics
 
-    @property
-    def name(self) -> str:
-        """The handler's qualified name, for logs and metrics."""
-        module = getattr(self.handler, "__module__", "")
-        qualname = getattr(self.handler, "__qualname__", repr(self.handler))
-        return f"{module}.{qualname}" if module else qualname
+    def __post_init__(self) -> None:
+        if not self.name:
+            module = getattr(self.handler, "__module__", "")
+            qualname = getattr(self.handler, "__qualname__", repr(self.handler))
+            object.__setattr__(self, "name", f"{module}.{qualname}" if module else qualname)
 
     def match(self, msg: Message) -> re.Match[str] | bool:
         """A regex match, True, or False when the route does not apply."""
