@@ -88,7 +88,7 @@ class TextFormatter(logging.Formatter):
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes lines in batches: at most `interval` seconds late, at once for WARNING and up.
+    """Batches the per-message lines (at most `interval` seconds late); others go at once.
 
     One write per line (stderr is line-buffered) costs more than the rest of a message's
     logging; a background timer flushes quiet periods, and exit flushes the rest.
@@ -100,6 +100,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._interval = interval
         self._max_lines = max_lines
         self._last = time.monotonic()
+        self._closed = threading.Event()
         self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
         self._timer.start()
         atexit.register(self.flush)
@@ -113,6 +114,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._pending.append(line)
         if (
             record.levelno >= logging.WARNING
+            or record.name != MESSAGE_LOGGER.name  # only the per-message lines are batched
             or len(self._pending) >= self._max_lines
             or time.monotonic() - self._last >= self._interval
         ):
@@ -132,9 +134,14 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass  # stderr closed at exit: nothing left to tell
 
     def _flush_periodically(self) -> None:
-        while True:
-            time.sleep(self._interval)
+        while not self._closed.wait(self._interval):
             self.flush()
+
+    def close(self) -> None:
+        """Flush, stop the timer, close."""
+        self._closed.set()
+        self.flush()
+        super().close()
 
 
 def configure_logging(fmt: str = "text", level: str = "INFO", *, buffered: bool = True) -> None:
