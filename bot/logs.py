@@ -100,7 +100,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._interval = interval
         self._max_lines = max_lines
         self._last = time.monotonic()
-        self._closed = threading.Event()
+        self._stopping = threading.Event()
         self._timer = threading.Thread(target=self._flush_periodically, daemon=True)
         self._timer.start()
         atexit.register(self.flush)
@@ -134,12 +134,12 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass  # stderr closed at exit: nothing left to tell
 
     def _flush_periodically(self) -> None:
-        while not self._closed.wait(self._interval):
+        while not self._stopping.wait(self._interval):
             self.flush()
 
     def close(self) -> None:
         """Flush, stop the timer, close."""
-        self._closed.set()
+        self._stopping.set()
         self.flush()
         super().close()
 
