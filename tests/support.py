@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,11 @@ def load_vectors() -> dict[str, Any]:
         return {}
     data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
     return data
+
+
+def serve_command(port: int) -> list[str]:
+    """`python -m bot serve` on 127.0.0.1:`port`, for tests that run the bot as a process."""
+    return [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def free_port() -> int:

@@ -167,7 +167,7 @@ async def start_bot(wechat_bot: BotFactory, mode: Mode = "plain") -> BotUnderTes
         mode=mode,
         reply_budget=0.8,
         profile_timeout=0.5,
-        delivery_deadline=0.3,  # a failing delivery gives up after its first attempt
+        delivery_deadline=0.2,  # under the shortest backoff (0.25 s): one attempt, then give up
         api_max_attempts=1,
     )
 

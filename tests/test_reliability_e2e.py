@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import sample_handlers
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import free_port, wait_until_healthy
+from support import free_port, serve_command, wait_until_healthy
 
 from bot.fake_wechat import FakeWeChat
 from bot.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
@@ -196,14 +195,7 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
         "PYTHONPATH": str(Path(__file__).parent),
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        *serve_command(port),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

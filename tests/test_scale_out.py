@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +22,7 @@ import pytest
 import redis.asyncio
 import redis_fixtures
 from redis_fixtures import RedisServer, delete_namespace, require_redis_server
-from support import free_port, wait_until_healthy
+from support import free_port, serve_command, wait_until_healthy
 
 from bot.fake_wechat import FakeFollower, FakeWeChat, start_fake_wechat
 from bot.pytest_plugin import TEST_TOKEN
@@ -137,14 +136,7 @@ class Deployment:
             "SCALE_INSTANCE": name,
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *serve_command(port),
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
@@ -429,14 +421,7 @@ async def test_start_up_with_redis_unreachable_exits_2_with_one_clear_line(
     }
     (tmp_path / "config.yaml").write_text("redis_timeout: 0.5\n", encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(free_port()),
+        *serve_command(free_port()),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
