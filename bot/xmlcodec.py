@@ -75,36 +75,31 @@ def _parse_json(body: bytes, start: int) -> dict[str, Any]:
 # text messages; matching it directly is ~3x faster than expat. Anything else — a declaration,
 # a DTD, an entity or character reference, nesting, attributes, CR, a repeated name — is left
 # to expat, so both paths give the same fields for every document the fast one accepts.
-_LEAF = re.compile(
-    rb"[ \t\n]*<([A-Za-z_][A-Za-z0-9_]*)>"
-    # unrolled loops: runs of ordinary bytes, and a "]" only where it does not start "]]>"
-    rb"(?:<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>|([^<&\]]*(?:\](?!\]>)[^<&\]]*)*))"
-    rb"</\1>"
+_LEAF = (
+    r"<([A-Za-z_][A-Za-z0-9_]*)>"
+    # unrolled loops: runs of ordinary characters, and a "]" only where it does not start "]]>"
+    r"(?:<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>|([^<&\]]*(?:\](?!\]>)[^<&\]]*)*))"
+    r"</\1>"
 )
-_CLOSE = re.compile(rb"[ \t\n]*</xml>[ \t\n]*")
+_FLAT_DOCUMENT = re.compile(r"<xml>(?:[ \t\n]*" + _LEAF + r")*[ \t\n]*</xml>[ \t\n]*")
+_FLAT_LEAF = re.compile(_LEAF)
 
 
 def _parse_flat(body: bytes, start: int) -> dict[str, Any] | None:
     """The fields of a flat `<xml>` push, or None when expat must decide."""
-    if not body.startswith(b"<xml>", start) or b"\r" in body:
+    if b"\r" in body:
         return None
-    fields: dict[str, Any] = {}
-    pos = start + 5
-    leaf = _LEAF.match
-    while (m := leaf(body, pos)) is not None:
-        name, cdata, text = m.groups()
-        raw = cdata if cdata is not None else text
-        try:
-            key = name.decode("ascii")
-            value = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        if key in fields or "\ufffe" in value or "\uffff" in value:
-            return None
-        fields[key] = value
-        pos = m.end()
-    if _CLOSE.fullmatch(body, pos) is None:
+    try:
+        text = body[start:].decode("utf-8")
+    except UnicodeDecodeError:
         return None
+    # one C-level pass proves the shape; the leaves then lie end to end after "<xml>"
+    if _FLAT_DOCUMENT.fullmatch(text) is None or "\ufffe" in text or "\uffff" in text:
+        return None
+    leaves = _FLAT_LEAF.findall(text, 5)
+    fields = {name: cdata or chars for name, cdata, chars in leaves}
+    if len(fields) != len(leaves):
+        return None  # a repeated name: expat makes it a list
     return fields
 
 
