@@ -188,7 +188,9 @@ class ReplyLedger(Generic[T]):
 
     def _evict(self, now: float) -> None:
         entries = self._entries
-        if len(entries) <= self._size and now - self._swept < 1.0:
+        while len(entries) > self._size:
+            entries.popitem(last=False)
+        if now - self._swept < 1.0:
             return  # expired entries go at most a second late; the size bound holds always
         self._swept = now
         while entries:
