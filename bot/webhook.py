@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -50,59 +51,59 @@ class Bot:
 
 BOT = web.AppKey("bot", Bot)
 
-_TEXT = "text/plain"
-_XML = "application/xml"
+TEXT = "text/plain"
+XML = "application/xml"
+
+Answer = tuple[int, str, str]
+"""What the webhook answers: (status, content type, body), whatever serves the HTTP."""
+
+_SUCCESS_ANSWER: Answer = (200, TEXT, SUCCESS)
 
 
-def _refuse(status: int, reason: str, request: web.Request) -> web.Response:
-    log.warning("%s %s refused (%d): %s", request.method, request.path, status, reason)
-    return web.Response(status=status, text=reason + "\n", content_type=_TEXT)
+def refuse(bot: Bot, status: int, reason: str, method: str, path: str) -> Answer:
+    """A 4xx answer with its reason; logged and counted."""
+    log.warning("%s %s refused (%d): %s", method, path, status, reason)
+    bot.metrics.count_request("-", f"rejected_{status}")
+    return status, TEXT, reason + "\n"
 
 
-async def handshake(request: web.Request) -> web.Response:
-    """GET: the server-URL check; echo `echostr` when the signature holds."""
-    bot = request.app[BOT]
-    q = request.query
-    signature, timestamp, nonce, echostr = (
-        q.get("signature"),
-        q.get("timestamp"),
-        q.get("nonce"),
-        q.get("echostr"),
-    )
-    if not (signature and timestamp and nonce and echostr):
-        return _refuse(400, "missing signature, timestamp, nonce or echostr", request)
-    if not verify_signature(bot.config.token, timestamp, nonce, signature):
-        return _refuse(403, "invalid signature", request)
-    return web.Response(text=echostr, content_type=_TEXT)
+def check_query(bot: Bot, q: Mapping[str, str], method: str, path: str) -> Answer | None:
+    """The refusal for a push whose query is unsigned or wrongly signed; None when it holds.
 
-
-async def receive(request: web.Request) -> web.Response:
-    """POST: one pushed message or event."""
-    started = time.perf_counter()
-    deadline = time.monotonic() + request.app[BOT].config.reply_budget
-    bot = request.app[BOT]
-    config = bot.config
-    q = request.query
+    Checked before the body is read, so an unsigned request never costs a body read.
+    """
     signature = q.get("signature")
     timestamp = q.get("timestamp")
     nonce = q.get("nonce")
     if not signature:
-        return _refused(bot, _refuse(403, "missing signature", request))
+        return refuse(bot, 403, "missing signature", method, path)
     if not (timestamp and nonce):
-        return _refused(bot, _refuse(400, "missing timestamp or nonce", request))
-    if not verify_signature(config.token, timestamp, nonce, signature):
-        return _refused(bot, _refuse(403, "invalid signature", request))
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _refused(bot, _refuse(413, f"body over {config.max_body_bytes} bytes", request))
+        return refuse(bot, 400, "missing timestamp or nonce", method, path)
+    if not verify_signature(bot.config.token, timestamp, nonce, signature):
+        return refuse(bot, 403, "invalid signature", method, path)
+    return None
+
+
+async def handle_push(
+    bot: Bot, q: Mapping[str, str], body: bytes, method: str, path: str, started: float
+) -> Answer:
+    """One signed push (`check_query` passed): replay check, parse, dedup, route, render.
+
+    Never raises for anything the request carries; `started` is `time.perf_counter()` at
+    arrival (the log line's latency).
+    """
+    config = bot.config
+    deadline = time.monotonic() + config.reply_budget
+    timestamp = q["timestamp"]
+    nonce = q["nonce"]
     verdict = await bot.replay.check(timestamp, nonce, body)
     if verdict is ReplayVerdict.STALE:
-        return _refused(bot, _refuse(403, "timestamp outside the accepted window", request))
+        return refuse(bot, 403, "timestamp outside the accepted window", method, path)
     if verdict is ReplayVerdict.REPLAYED:
-        return _refused(bot, _refuse(403, "nonce already used", request))
+        return refuse(bot, 403, "nonce already used", method, path)
     # The mode follows each request: only encrypt_type=aes asks for an encrypted answer
-    encrypted_reply = q.get("encrypt_type", "raw").lower() == "aes"
+    encrypt_type = q.get("encrypt_type")
+    encrypted_reply = encrypt_type is not None and encrypt_type.lower() == "aes"
     try:
         if config.safe_mode_only and not encrypted_reply:
             raise _Refusal(403, "plaintext requests are refused in safe mode")
@@ -118,9 +119,9 @@ async def receive(request: web.Request) -> web.Response:
             )
         msg = parse_message(fields)
     except _Refusal as refusal:
-        return _refused(bot, _refuse(refusal.status, refusal.reason, request))
+        return refuse(bot, refusal.status, refusal.reason, method, path)
     except (BodyError, MessageError) as exc:
-        return _refused(bot, _refuse(400, f"bad message: {exc.reason}", request))
+        return refuse(bot, 400, f"bad message: {exc.reason}", method, path)
     try:
         answer_body, handler, outcome = await _answer(bot, msg, deadline)
     except Exception:
@@ -137,10 +138,53 @@ async def receive(request: web.Request) -> web.Response:
         started=started,
     )
     if answer_body == SUCCESS:
-        return web.Response(text=SUCCESS, content_type=_TEXT)
+        return _SUCCESS_ANSWER
     if encrypted_reply and bot.crypto is not None:
         answer_body = bot.crypto.encrypt_reply(answer_body, config.token)
-    return web.Response(text=answer_body, content_type=_XML)
+    return 200, XML, answer_body
+
+
+def _response(answer: Answer) -> web.Response:
+    status, content_type, body = answer
+    return web.Response(status=status, text=body, content_type=content_type)
+
+
+async def handshake(request: web.Request) -> web.Response:
+    """GET: the server-URL check; echo `echostr` when the signature holds."""
+    bot = request.app[BOT]
+    q = request.query
+    signature, timestamp, nonce, echostr = (
+        q.get("signature"),
+        q.get("timestamp"),
+        q.get("nonce"),
+        q.get("echostr"),
+    )
+    if not (signature and timestamp and nonce and echostr):
+        return _handshake_refused(400, "missing signature, timestamp, nonce or echostr", request)
+    if not verify_signature(bot.config.token, timestamp, nonce, signature):
+        return _handshake_refused(403, "invalid signature", request)
+    return web.Response(text=echostr, content_type=TEXT)
+
+
+def _handshake_refused(status: int, reason: str, request: web.Request) -> web.Response:
+    log.warning("%s %s refused (%d): %s", request.method, request.path, status, reason)
+    return web.Response(status=status, text=reason + "\n", content_type=TEXT)
+
+
+async def receive(request: web.Request) -> web.Response:
+    """POST: one pushed message or event (served by aiohttp; `bot.fastpath` serves the same)."""
+    started = time.perf_counter()
+    bot = request.app[BOT]
+    q = request.query
+    refusal = check_query(bot, q, request.method, request.path)
+    if refusal is not None:
+        return _response(refusal)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        reason = f"body over {bot.config.max_body_bytes} bytes"
+        return _response(refuse(bot, 413, reason, request.method, request.path))
+    return _response(await handle_push(bot, q, body, request.method, request.path, started))
 
 
 class _Refusal(Exception):
@@ -148,11 +192,6 @@ class _Refusal(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-def _refused(bot: Bot, response: web.Response) -> web.Response:
-    bot.metrics.count_request("-", f"rejected_{response.status}")
-    return response
 
 
 def _decrypt(
