@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 from collections.abc import Sequence
-
-from aiohttp import web
 
 from bot.config import Config, ConfigError, load_config, with_overrides
 from bot.crypto import validate_encoding_aes_key
@@ -78,19 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
         config = with_overrides(config, **overrides)
     configure_logging(config.log_format, config.log_level)
     _use_uvloop()
-    from bot.app import create_app
+    from bot.server import serve
 
-    app = create_app(config)
-    app.on_startup.append(_tune_gc)
     try:
-        web.run_app(
-            app,
-            host=config.host,
-            port=config.port,
-            access_log=None,
-            shutdown_timeout=config.shutdown_grace,
-            print=lambda line: print(line, file=sys.stderr),
-        )
+        asyncio.run(serve(config))
     except StorageUnavailable as exc:
         # Start-up opens Redis and refuses to run without it; the message masks the password.
         print(f"wechat-bot: redis: {exc}", file=sys.stderr)
@@ -159,17 +147,6 @@ def _check_config(args: argparse.Namespace) -> int:
     from bot.doctor import check_config
 
     return asyncio.run(check_config(args.config))
-
-
-async def _tune_gc(app: web.Application) -> None:
-    """Keep start-up objects out of every collection and collect young objects less often.
-
-    Measured with bench/: the default thresholds spent ~8 % of CPU in the collector, with
-    full collections of up to 140 ms that made the p99.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
 
 
 def _use_uvloop() -> None:

@@ -119,6 +119,12 @@ class Config:
         metadata=_setting("Handler modules in priority order.", "BOT_HANDLERS"),
     )
     host: str = field(default="0.0.0.0", metadata=_setting("Address to listen on.", "HOST"))  # noqa: S104
+    fast_path: bool = field(
+        default=True,
+        metadata=_setting(
+            "Answer pushes on the lean HTTP path (`bot.fastpath`); false: all through aiohttp."
+        ),
+    )
     port: int = field(default=8080, metadata=_setting("Port to listen on.", "PORT"))
     data_dir: str = field(
         default="data",

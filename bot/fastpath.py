@@ -1,0 +1,380 @@
+"""The webhook's lean HTTP/1.1 path: WeChat's pushes without aiohttp's per-request machinery.
+
+WeChat's pushes are all alike: `POST <webhook path>?<signed query>` with a Content-Length body
+on a keep-alive connection. `WebhookProtocol` answers exactly those itself: the head checked by
+one strict pattern, the body sliced from the buffer, the pipeline (`bot.webhook`) stepped
+eagerly, and the answer written with one `write`. Anything else (another path or method, a
+chunked body, `Expect`, an upgrade, HTTP/1.0, an oversized, odd or malformed head) hands the
+connection, with every byte not yet answered, to aiohttp's own protocol, which serves it from
+then on exactly as `web.run_app` would: the handshake, /healthz, /metrics, 4xx answers.
+
+Why it exists: on the bench (README "Performance") aiohttp's request handling alone costs
+most of the per-message budget that the performance target leaves; see the numbers there.
+Set `fast_path: false` to serve everything through aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import cast
+from urllib.parse import unquote_plus
+
+from aiohttp.http import SERVER_SOFTWARE
+
+from bot.eager import start_eagerly
+from bot.webhook import TEXT, Answer, Bot, check_query, handle_push
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD = 8190  # bytes before the blank line; aiohttp's own line limit
+KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections close after this (aiohttp's default)
+READ_TIMEOUT = 30.0  # a request must arrive whole within this (slow senders are cut off)
+_SWEEP_INTERVAL = 1.0
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# The whole head of a request we serve: request line, then header lines of visible text.
+# No obs-fold, no bare CR or LF, no control bytes: anything else is aiohttp's to judge.
+_HEAD = re.compile(rb"POST (/[!-~]*) HTTP/1\.1(?:\r\n" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*")
+# Headers that change how a request is framed or answered (and Content-Length itself)
+_FRAMING = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|expect|upgrade):"
+    rb"[\t ]*([^\r]*?)[\t ]*(?=\r\n|\Z)",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(rb"[0-9]{1,10}")
+
+Fallback = Callable[[], asyncio.Protocol]
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """A request target's query as a dict: first value wins, `+` and %XX decoded (as yarl)."""
+    query: dict[str, str] = {}
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        key = _unquote(name)
+        if key not in query:
+            query[key] = _unquote(value)
+    return query
+
+
+def _unquote(raw: bytes) -> str:
+    text = raw.decode("ascii")  # the head pattern admits only visible ASCII in the target
+    if "%" in text or "+" in text:
+        return unquote_plus(text)
+    return text
+
+
+def _framing(head: bytes) -> tuple[int, bool] | None:
+    """(Content-Length, close after answering) for a request we serve; None: not ours."""
+    length: int | None = None
+    close = False
+    for name, value in _FRAMING.findall(head):
+        name = name.lower()
+        if name == b"content-length":
+            if length is not None or _DIGITS.fullmatch(value) is None:
+                return None  # repeated or not a plain number: let aiohttp refuse it
+            length = int(value)
+        elif name == b"connection":
+            token = value.lower()
+            if token == b"close":
+                close = True
+            elif token != b"keep-alive":
+                return None
+        else:
+            return None  # chunked bodies, Expect, upgrades
+    if length is None:
+        return None
+    return length, close
+
+
+class FastServer:
+    """The listening socket: fast pushes here, everything else through aiohttp's `fallback`."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        fallback: Fallback,
+        *,
+        path: str,
+        max_body: int,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.bot = bot
+        self.fallback = fallback
+        self.path = path
+        self.raw_path = path.encode("ascii")
+        self.max_body = max_body
+        self.keepalive_timeout = keepalive_timeout
+        self.read_timeout = read_timeout
+        self.connections: set[WebhookProtocol] = set()
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._heads: dict[tuple[int, str, bool], bytes] = {}
+        self._second = -1
+        self._date = b""
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on host:port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: WebhookProtocol(self), host, port, reuse_address=True, backlog=128
+        )
+        self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    @property
+    def sockets(self) -> tuple[object, ...]:
+        """The listening sockets (for the port a test asked the OS for)."""
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    def head(self, status: int, content_type: str, length: int, close: bool) -> bytes:
+        """The response head; all but Content-Length and Date cached."""
+        key = (status, content_type, close)
+        prefix = self._heads.get(key)
+        if prefix is None:
+            phrase = HTTPStatus(status).phrase
+            prefix = (
+                f"HTTP/1.1 {status} {phrase}\r\n"
+                f"Content-Type: {content_type}; charset=utf-8\r\n"
+                f"Server: {SERVER_SOFTWARE}\r\n" + ("Connection: close\r\n" if close else "")
+            ).encode("ascii")
+            self._heads[key] = prefix
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._date = formatdate(second, usegmt=True).encode("ascii")
+        return b"%bContent-Length: %d\r\nDate: %b\r\n\r\n" % (prefix, length, self._date)
+
+    def _sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for connection in list(self.connections):
+            connection.check_timeouts(now)
+        if not self.closing:
+            self._sweeper = asyncio.get_running_loop().call_later(_SWEEP_INTERVAL, self._sweep)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop listening, answer what is in flight (up to `grace` s), close the connections."""
+        self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close_when_idle()
+        busy = [c.task for c in self.connections if c.task is not None]
+        if busy:
+            _, left = await asyncio.wait(busy, timeout=max(0.0, grace))
+            for task in left:
+                task.cancel()  # the ledger sends a cancelled push's reply late
+            if left:
+                await asyncio.wait(left, timeout=1.0)
+        for connection in list(self.connections):
+            connection.abort()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+
+class WebhookProtocol(asyncio.Protocol):
+    """One connection: pushes answered in order, one at a time; the rest goes to aiohttp."""
+
+    def __init__(self, server: FastServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buf = b""
+        self.task: asyncio.Task[Answer] | None = None  # the push being answered
+        self._close_after = False
+        self._writing_paused = False
+        self._reading_paused = False
+        self._last = 0.0  # loop time of the last answer (or the connection's start)
+        self._partial_since = 0.0  # loop time an unfinished request started arriving, or 0
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._last = asyncio.get_running_loop().time()
+        self._server.connections.add(self)
+        if self._server.closing:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A push still being answered runs on: its answer stays in the ledger for WeChat's retry.
+        self._transport = None
+        self._server.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf = self._buf + data if self._buf else data
+        if self.task is None and not self._writing_paused:
+            self._process()
+        elif len(self._buf) > self._server.max_body + MAX_HEAD and not self._reading_paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool | None:
+        if self.task is None:
+            return None  # nothing pending: let the transport close
+        self._close_after = True  # answer the push in flight, then close
+        return True
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self.task is None:
+            self._process()
+
+    # the server's sweep and shutdown
+
+    def check_timeouts(self, now: float) -> None:
+        """Close a connection idle past keep-alive, or sending a request too slowly."""
+        if self.task is not None or self._transport is None:
+            return
+        server = self._server
+        if self._writing_paused:
+            if now - self._last > server.read_timeout:
+                self.abort()  # not reading its answers
+        elif self._buf:
+            if self._partial_since and now - self._partial_since > server.read_timeout:
+                self.abort()
+        elif now - self._last > server.keepalive_timeout:
+            self._transport.close()
+
+    def close_when_idle(self) -> None:
+        """Shutdown: close now if idle, else after the answer in flight."""
+        self._close_after = True
+        if self.task is None and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # requests
+
+    def _process(self) -> None:
+        server = self._server
+        while self._buf and self._transport is not None and not self._close_after:
+            buf = self._buf
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    self._hand_off()  # aiohttp answers an oversized head
+                else:
+                    self._wait_for_more()
+                return
+            head = buf[:end]
+            matched = _HEAD.fullmatch(head)
+            if matched is None:
+                self._hand_off()
+                return
+            path, _, query = matched.group(1).partition(b"?")
+            framing = _framing(head)
+            if path != server.raw_path or b"#" in query or framing is None:
+                self._hand_off()
+                return
+            length, close = framing
+            if length > server.max_body:
+                self._hand_off()  # aiohttp answers 413 without buffering the body here
+                return
+            total = end + 4 + length
+            if len(buf) < total:
+                self._wait_for_more()
+                return
+            body = buf[end + 4 : total]
+            self._buf = buf[total:]
+            self._partial_since = 0.0
+            if close:
+                self._close_after = True
+            self._answer(query, body)
+            if self.task is not None or self._writing_paused:
+                return
+
+    def _wait_for_more(self) -> None:
+        if not self._partial_since:
+            self._partial_since = asyncio.get_running_loop().time()
+
+    def _answer(self, raw_query: bytes, body: bytes) -> None:
+        started = time.perf_counter()
+        server = self._server
+        query = parse_query(raw_query)
+        refusal = check_query(server.bot, query, "POST", server.path)
+        if refusal is not None:
+            self._write(refusal)
+            return
+        try:
+            step = start_eagerly(handle_push(server.bot, query, body, "POST", server.path, started))
+        except Exception:
+            log.exception("POST %s: unexpected failure", server.path)
+            self._fail()
+            return
+        if step.task is None:
+            assert step.value is not None
+            self._write(step.value)
+        else:
+            self.task = step.task
+            step.task.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Task[Answer]) -> None:
+        self.task = None
+        if task.cancelled():
+            self.abort()  # shutdown past its grace: the ledger sends the reply late
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("POST %s: unexpected failure", self._server.path, exc_info=exc)
+            self._fail()
+            return
+        self._write(task.result())
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        if not self._writing_paused:
+            self._process()
+
+    def _fail(self) -> None:
+        # Nothing a request carries gets here (handle_push contains its failures): a bug.
+        self._close_after = True
+        self._write((500, TEXT, "internal error\n"))
+
+    def _write(self, answer: Answer) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        status, content_type, text = answer
+        body = text.encode()
+        close = self._close_after
+        transport.write(self._server.head(status, content_type, len(body), close) + body)
+        self._last = asyncio.get_running_loop().time()
+        if close:
+            transport.close()
+
+    def _hand_off(self) -> None:
+        """aiohttp's protocol takes the connection, and every byte not yet answered."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._server.connections.discard(self)
+        self._transport = None
+        protocol = self._server.fallback()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        buf, self._buf = self._buf, b""
+        if buf:
+            protocol.data_received(buf)
