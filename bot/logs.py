@@ -80,11 +80,15 @@ class TextFormatter(logging.Formatter):
         self._stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self.stamp(record.created, int(record.msecs))
+
+    def stamp(self, created: float, msecs: int) -> str:
+        """`asctime` for a record created at `created` (`msecs` as LogRecord computes it)."""
+        second = int(created)
         if second != self._second:
             self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
-        return f"{self._stamp},{int(record.msecs):03d}"
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(created))
+        return f"{self._stamp},{msecs:03d}"
 
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -118,6 +122,15 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             or len(self._pending) >= self._max_lines
             or time.monotonic() - self._last >= self._interval
         ):
+            self.flush()
+
+    def append_message_line(self, line: str) -> None:
+        """A per-message line already formatted by `log_message` (no LogRecord made)."""
+        lock = self.lock
+        assert lock is not None
+        with lock:  # the flush thread swaps the list under the same lock
+            self._pending.append(line)
+        if len(self._pending) >= self._max_lines or time.monotonic() - self._last >= self._interval:
             self.flush()
 
     def flush(self) -> None:
@@ -162,6 +175,34 @@ def configure_logging(fmt: str = "text", level: str = "INFO", *, buffered: bool 
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    global _installed
+    _installed = handler if isinstance(handler, BufferedStreamHandler) else None
+
+
+# The handler configure_logging installed: log_message formats its line itself while the
+# logging set-up is still exactly that one (no other handler, filter or formatter in the way).
+_installed: BufferedStreamHandler | None = None
+_PARENT = logging.getLogger("bot")
+
+
+def _direct_handler() -> BufferedStreamHandler | None:
+    handler = _installed
+    if handler is None:
+        return None
+    handlers = logging.root.handlers
+    if (
+        len(handlers) != 1
+        or handlers[0] is not handler
+        or MESSAGE_LOGGER.handlers
+        or MESSAGE_LOGGER.filters
+        or not MESSAGE_LOGGER.propagate
+        or _PARENT.handlers
+        or not _PARENT.propagate
+        or handler.level > logging.INFO
+        or len(handler.filters) != 1
+    ):
+        return None
+    return handler
 
 
 def log_message(
@@ -177,6 +218,39 @@ def log_message(
     if not MESSAGE_LOGGER.isEnabledFor(logging.INFO):
         return
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    shown = handler or "-"
+    direct = _direct_handler()
+    if direct is not None:
+        formatter = direct.formatter
+        created = time.time()
+        if type(formatter) is TextFormatter:
+            # exactly what TextFormatter makes of the record below, without making it
+            msecs = int((created - int(created)) * 1000)
+            direct.append_message_line(
+                f"{formatter.stamp(created, msecs)} INFO {MESSAGE_LOGGER.name}: message {msg_id}"
+                f" type={msg_type} handler={shown} outcome={outcome} latency_ms={latency_ms}"
+            )
+            return
+        if type(formatter) is JsonFormatter:
+            direct.append_message_line(
+                json.dumps(
+                    {
+                        "ts": round(created, 3),
+                        "level": "info",
+                        "logger": MESSAGE_LOGGER.name,
+                        "msg": f"message {msg_id} type={msg_type} handler={shown}"
+                        f" outcome={outcome} latency_ms={latency_ms}",
+                        "msg_id": msg_id,
+                        "msg_type": msg_type,
+                        "handler": handler,
+                        "outcome": outcome,
+                        "latency_ms": latency_ms,
+                        "status": status,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            return
     # makeRecord + handle, not info(): no stack walk to find the caller on every message
     record = MESSAGE_LOGGER.makeRecord(
         MESSAGE_LOGGER.name,
@@ -184,7 +258,7 @@ def log_message(
         __file__,
         0,
         "message %s type=%s handler=%s outcome=%s latency_ms=%s",
-        (msg_id, msg_type, handler or "-", outcome, latency_ms),
+        (msg_id, msg_type, shown, outcome, latency_ms),
         None,
         extra={
             "msg_id": msg_id,
