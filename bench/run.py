@@ -94,7 +94,7 @@ class BenchOptions:
             rounds=1,
             connections=16,
             threads=1,
-            requests=20_000,
+            requests=100_000,  # the bot may answer 15k+ a second: no line sent twice
             followers=50,
             driver=driver,
             smoke=True,

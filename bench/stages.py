@@ -239,7 +239,7 @@ async def _measure(bot: Bot, identity: Identity, n: int) -> list[StageTime]:
     metrics = bot.metrics
     add(
         "metrics: requests counter (handler histogram: in dispatch)",
-        _timed(lambda i: metrics.requests.labels("text", "replied").inc(), n),
+        _timed(lambda i: metrics.count_request("text", "replied"), n),
     )
     started = time.perf_counter()
     add(

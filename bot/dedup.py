@@ -22,10 +22,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from bot.eager import Started, start_eagerly, wait_until
+from bot.eager import Started, start_task, wait_until
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,19 +37,16 @@ _DONE = b"D"
 _POLL_INTERVAL = 0.05
 
 
-@dataclass(slots=True)
-class _Entry:
-    answer: asyncio.Future[str]
-    expires: float
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerAnswer:
+class LedgerAnswer(NamedTuple):
     """The passive answer and how it came about."""
 
     body: str
     duplicate: bool  # a retry: the handler did not run for this request
     late: bool  # the budget passed: the result goes through the customer-service API
+
+
+# A ledger entry: (expiry on the ledger's clock, the answer, or its future while it runs)
+_Entry = tuple[float, "str | asyncio.Future[str]"]
 
 
 class ReplyLedger(Generic[T]):
@@ -92,27 +88,34 @@ class ReplyLedger(Generic[T]):
         `deadline` is on the ledger's clock: when the request's budget runs out.
         """
         now = self._clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires > now:
-            return LedgerAnswer(await self._wait(entry.answer, deadline), True, False)
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            if entry[0] > now:
+                found = entry[1]
+                if isinstance(found, str):
+                    return LedgerAnswer(found, True, False)
+                return LedgerAnswer(await self._wait(found, deadline), True, False)
+            del entries[key]  # expired: this is a new message with an old id
         if self._shared is not None and not await self._claim(key):
             return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._entries[key] = _Entry(answer, now + self._ttl)
-        self._entries.move_to_end(key)
-        self._evict(now)
         started: Started[T] | None
         try:
-            started = start_eagerly(produce())
+            started = start_task(produce())  # the handler runs in a task of its own
         except Exception:
             log.exception("message %s: could not produce a reply", key)
             started = None
         late = False
         if started is None:
             body = SUCCESS
+            self._remember(key, body, now)
         elif started.task is None:
+            # Finished in its first step: nothing ran in between, so no retry can be waiting.
             body = self._render_safely(key, started.value)
+            self._remember(key, body, now)
         else:
+            answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._remember(key, answer, now)
             task = started.task
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -134,10 +137,14 @@ class ReplyLedger(Generic[T]):
                 body = SUCCESS
             else:
                 body = self._render_safely(key, task.result())
-        answer.set_result(body)
+            answer.set_result(body)
         if self._shared is not None:
             await self._publish(key, body)
         return LedgerAnswer(body, False, late)
+
+    def _remember(self, key: str, answer: str | asyncio.Future[str], now: float) -> None:
+        self._entries[key] = (now + self._ttl, answer)
+        self._evict(now)
 
     def _render_safely(self, key: str, result: T | None) -> str:
         try:
@@ -195,7 +202,7 @@ class ReplyLedger(Generic[T]):
         self._swept = now
         while entries:
             oldest_key, oldest = next(iter(entries.items()))
-            if len(entries) > self._size or oldest.expires <= now:
+            if len(entries) > self._size or oldest[0] <= now:
                 del entries[oldest_key]
             else:
                 break

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -18,19 +22,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "wechat_bot_requests",
-            "Webhook requests by message type and outcome.",
-            ["msg_type", "outcome"],
-            registry=r,
-        )
-        self.handler_seconds = Histogram(
-            "wechat_bot_handler_seconds",
-            "Handler latency by handler.",
-            ["handler"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        # The two metrics every message touches are plain counts, turned into metric
+        # families only when /metrics is read: no lock, no label lookup per message.
+        self.requests = RequestCounts()
+        r.register(self.requests)
+        self.handler_seconds = HandlerLatency(_LATENCY_BUCKETS)
+        r.register(self.handler_seconds)
         self.handler_errors = Counter(
             "wechat_bot_handler_errors",
             "Handlers that raised, by handler.",
@@ -71,18 +68,11 @@ class Metrics:
             "wechat_bot_handlers_in_flight", "Handler tasks running now.", registry=r
         )
 
-        # labels() takes a lock and hashes its arguments: keep the children we use
-        self._request_children: dict[tuple[str, str], Any] = {}
-        self._handler_children: dict[str, Any] = {}
-
     def count_request(self, msg_type: str, outcome: str) -> None:
         """Count one webhook request."""
-        child = self._request_children.get((msg_type, outcome))
-        if child is None:
-            child = self.requests.labels(msg_type, outcome)
-            if len(self._request_children) < 1024:
-                self._request_children[(msg_type, outcome)] = child
-        child.inc()
+        counts = self.requests.counts
+        key = (msg_type, outcome)
+        counts[key] = counts.get(key, 0) + 1
 
     # The APIObserver protocol of bot.api.
     def on_call(self, endpoint: str, errcode: int, seconds: float) -> None:
@@ -96,10 +86,7 @@ class Metrics:
 
     def on_handler(self, handler: str, seconds: float, failed: bool) -> None:
         """Record one handler run."""
-        child = self._handler_children.get(handler)
-        if child is None:
-            child = self._handler_children[handler] = self.handler_seconds.labels(handler)
-        child.observe(seconds)
+        self.handler_seconds.observe(handler, seconds)
         if failed:
             self.handler_errors.labels(handler).inc()
 
@@ -110,3 +97,65 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)
+
+
+class RequestCounts(Collector):
+    """`wechat_bot_requests_total` by message type and outcome (both bounded sets)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "wechat_bot_requests",
+            "Webhook requests by message type and outcome.",
+            labels=["msg_type", "outcome"],
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The metric's name and type, for the registry's duplicate check."""
+        yield self._family()
+
+    def collect(self) -> Iterable[Metric]:
+        """The counts as they are now."""
+        family = self._family()
+        for (msg_type, outcome), count in list(self.counts.items()):
+            family.add_metric([msg_type, outcome], count)
+        yield family
+
+
+class HandlerLatency(Collector):
+    """`wechat_bot_handler_seconds`: a histogram of handler latency by handler."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self._bounds = tuple(buckets)
+        self._labels = [repr(float(b)) for b in self._bounds] + ["+Inf"]  # as prometheus-client
+        # handler -> [count in each bucket (not cumulative; the last is +Inf), sum of seconds]
+        self.runs: dict[str, tuple[list[int], list[float]]] = {}
+
+    def observe(self, handler: str, seconds: float) -> None:
+        """Record one run of `handler`."""
+        runs = self.runs.get(handler)
+        if runs is None:
+            runs = self.runs[handler] = ([0] * (len(self._bounds) + 1), [0.0])
+        runs[0][bisect_left(self._bounds, seconds)] += 1
+        runs[1][0] += seconds
+
+    def _family(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(
+            "wechat_bot_handler_seconds", "Handler latency by handler.", labels=["handler"]
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The metric's name and type, for the registry's duplicate check."""
+        yield self._family()
+
+    def collect(self) -> Iterable[Metric]:
+        """Cumulative buckets, count and sum per handler."""
+        family = self._family()
+        for handler, (counts, total) in list(self.runs.items()):
+            cumulative = list(accumulate(counts))
+            family.add_metric(
+                [handler], list(zip(self._labels, cumulative, strict=True)), sum_value=total[0]
+            )
+        yield family

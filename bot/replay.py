@@ -14,6 +14,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.memory import MemoryStorage
 
 
 class ReplayVerdict(Enum):
@@ -40,27 +41,56 @@ class ReplayGuard:
         self._window = window
         self._check_nonce = check_nonce
         self._clock = clock
+        self._ttl = max(2 * window, 60.0)
+        # A plain in-process table answers at once: `check_now` needs no coroutine.
+        self._local = storage if type(storage) is MemoryStorage else None
+
+    @property
+    def local(self) -> bool:
+        """True when `check_now` can be used (the nonces are in this process)."""
+        return self._local is not None or not self._check_nonce
+
+    def _stale(self, timestamp: str) -> bool:
+        if self._window <= 0:
+            return False
+        try:
+            sent = int(timestamp)
+        except ValueError:
+            return True
+        return abs(self._clock() - sent) > self._window
+
+    def check_now(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
+        """`check` for a local guard (`local` is True), without a coroutine."""
+        if self._stale(timestamp):
+            return ReplayVerdict.STALE
+        if not self._check_nonce:
+            return ReplayVerdict.FRESH
+        table = self._local
+        assert table is not None
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        key = f"nonce:{nonce}"
+        if table.add_now(key, digest, self._ttl):
+            return ReplayVerdict.FRESH
+        return self._judge(digest, table.get_now(key))
 
     async def check(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """Classify one signed request (call after the signature holds)."""
-        if self._window > 0:
-            try:
-                sent = int(timestamp)
-            except ValueError:
-                return ReplayVerdict.STALE
-            if abs(self._clock() - sent) > self._window:
-                return ReplayVerdict.STALE
+        if self._stale(timestamp):
+            return ReplayVerdict.STALE
         if not self._check_nonce:
             return ReplayVerdict.FRESH
         digest = hashlib.blake2b(body, digest_size=16).digest()
         key = f"nonce:{nonce}"
-        ttl = max(2 * self._window, 60.0)
         try:
-            if await self._storage.add(key, digest, ttl):
+            if await self._storage.add(key, digest, self._ttl):
                 return ReplayVerdict.FRESH
             seen = await self._storage.get(key)
         except StorageUnavailable:
             return ReplayVerdict.FRESH  # the fallback store answers; this only happens mid-failover
+        return self._judge(digest, seen)
+
+    @staticmethod
+    def _judge(digest: bytes, seen: bytes | None) -> ReplayVerdict:
         if seen is None or seen == digest:
             return ReplayVerdict.RETRY
         return ReplayVerdict.REPLAYED

@@ -1,12 +1,14 @@
-"""start_eagerly: no task for coroutines that never suspend; a faithful task for the rest."""
+"""start_eagerly and start_task: no loop trip for coroutines that never suspend; real tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from typing import Any
 
 import pytest
 
-from bot.eager import start_eagerly, wait_until
+from bot.eager import start_eagerly, start_task, wait_until
 
 
 async def _immediate(value: int) -> int:
@@ -77,3 +79,92 @@ async def test_wait_until_reports_done_or_not_without_cancelling() -> None:
     assert await wait_until(task, 2.0) is True
     assert task.result() == "x"
     assert await wait_until(task, 0) is True
+
+
+# -- start_task: the coroutine's own task from its first step -----------------------------------
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="outer")
+
+
+async def test_start_task_finishes_at_once_inside_its_own_task() -> None:
+    outer = asyncio.current_task()
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def handler() -> int:
+        seen.append(asyncio.current_task())
+        _VAR.set("inner")
+        return 7
+
+    started = start_task(handler())
+    assert started.task is None and started.value == 7
+    assert seen[0] is not None and seen[0] is not outer
+    assert asyncio.current_task() is outer  # the caller's task is current again
+    assert _VAR.get() == "outer"  # the handler's context variables stay in its task
+
+
+async def test_start_task_keeps_one_task_across_suspension() -> None:
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def handler() -> str:
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0.01)
+        seen.append(asyncio.current_task())
+        return "done"
+
+    started = start_task(handler())
+    assert started.task is not None
+    assert await started.task == "done"
+    assert seen == [started.task, started.task]
+
+
+async def test_a_timeout_entered_in_the_first_step_cancels_the_handler_not_the_caller() -> None:
+    async def handler() -> str:
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(10)
+        except TimeoutError:
+            return "timed out"
+        return "slept"
+
+    started = start_task(handler())
+    assert started.task is not None
+    assert await asyncio.wait_for(started.task, 5) == "timed out"
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_a_task_group_opened_in_the_first_step_works() -> None:
+    async def handler() -> int:
+        async with asyncio.TaskGroup() as group:
+            job = group.create_task(asyncio.sleep(0, result=3))
+        return job.result()
+
+    started = start_task(handler())
+    assert started.task is not None
+    assert await started.task == 3
+
+
+async def test_start_task_raises_what_the_first_step_raises() -> None:
+    with pytest.raises(ValueError, match="at once"):
+        start_task(_fails_now())
+    await asyncio.sleep(0)  # the task made for it (3.11) ends quietly
+
+
+def test_start_task_outside_any_task_works_from_a_loop_callback() -> None:
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[object]] = loop.create_future()
+
+        async def handler() -> str:
+            async with asyncio.timeout(1):
+                await asyncio.sleep(0)
+            return "ok"
+
+        def callback() -> None:
+            started = start_task(handler())
+            assert started.task is not None and asyncio.current_task() is None
+            started.task.add_done_callback(lambda t: done.set_result([t.result()]))
+
+        loop.call_soon(callback)
+        return await done
+
+    assert asyncio.run(main()) == ["ok"]

@@ -133,3 +133,20 @@ async def test_storage_unavailable_is_fresh() -> None:
 async def test_storage_unavailable_still_applies_the_window() -> None:
     checker = guard(storage=DownStorage())
     assert await checker.check(str(NOW + 301), "n1", BODY) is ReplayVerdict.STALE
+
+
+async def test_the_local_guard_answers_at_once_like_check() -> None:
+    """`check_now` (no coroutine, a plain in-process table) agrees with `check`."""
+    checker = guard()
+    assert checker.local
+    assert checker.check_now(str(NOW), "n1", BODY) is ReplayVerdict.FRESH
+    assert checker.check_now(str(NOW), "n1", BODY) is ReplayVerdict.RETRY
+    assert await checker.check(str(NOW), "n1", BODY + b" ") is ReplayVerdict.REPLAYED
+    assert checker.check_now(str(NOW), "n1", BODY + b" ") is ReplayVerdict.REPLAYED
+    assert checker.check_now(str(NOW + 1000), "n2", BODY) is ReplayVerdict.STALE
+    assert checker.check_now("abc", "n2", BODY) is ReplayVerdict.STALE
+    assert guard(check_nonce=False).check_now(str(NOW), "n1", BODY) is ReplayVerdict.FRESH
+
+
+def test_a_shared_store_is_not_local() -> None:
+    assert not guard(storage=DownStorage()).local

@@ -39,6 +39,10 @@ class MemoryStorage:
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """`get` without a coroutine, for callers on the hot path."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -54,6 +58,10 @@ class MemoryStorage:
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store the key only if absent; True when this call stored it."""
+        return self.add_now(key, value, ttl)
+
+    def add_now(self, key: str, value: bytes, ttl: float) -> bool:
+        """`add` without a coroutine, for callers on the hot path."""
         now = self._clock()
         entry = self._entries.get(key)
         if entry is not None and entry[1] > now:
