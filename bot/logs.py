@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 MESSAGE_LOGGER = logging.getLogger("bot.messages")
@@ -100,7 +101,8 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: Any, *, interval: float = 0.5, max_lines: int = 256) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
+        # a deque: appends need no lock, and flush takes exactly the lines it counted
+        self._pending: deque[str] = deque()
         self._interval = interval
         self._max_lines = max_lines
         self._last = time.monotonic()
@@ -125,21 +127,23 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
 
     def append_message_line(self, line: str) -> None:
-        """A per-message line already formatted by `log_message` (no LogRecord made)."""
-        lock = self.lock
-        assert lock is not None
-        with lock:  # the flush thread swaps the list under the same lock
-            self._pending.append(line)
-        if len(self._pending) >= self._max_lines or time.monotonic() - self._last >= self._interval:
+        """A per-message line already formatted by `log_message` (no LogRecord made).
+
+        Quiet periods are the timer thread's to flush; a full batch is written at once.
+        """
+        pending = self._pending
+        pending.append(line)
+        if len(pending) >= self._max_lines:
             self.flush()
 
     def flush(self) -> None:
         with self.lock if self.lock is not None else contextlib.nullcontext():
             self._last = time.monotonic()
-            if not self._pending:
+            pending = self._pending
+            count = len(pending)
+            if not count:
                 return
-            text = "\n".join(self._pending) + "\n"
-            self._pending.clear()
+            text = "\n".join([pending.popleft() for _ in range(count)]) + "\n"
             try:
                 self.stream.write(text)
                 self.stream.flush()
