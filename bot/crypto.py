@@ -12,7 +12,13 @@ import secrets
 import time
 from xml.sax.saxutils import escape
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    AEADDecryptionContext,
+    Cipher,
+    CipherContext,
+    algorithms,
+    modes,
+)
 
 from bot.signature import sha1_signature
 
@@ -23,6 +29,7 @@ __all__ = [
     "validate_encoding_aes_key",
 ]
 
+_Context = AEADDecryptionContext | CipherContext
 _BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 _RANDOM_LEN = 16
 _HEADER_LEN = _RANDOM_LEN + 4
@@ -72,15 +79,24 @@ class MessageCrypto:
         keys = [validate_encoding_aes_key(encoding_aes_key)]
         if previous_key is not None:
             keys.append(validate_encoding_aes_key(previous_key))
-        # A Cipher is reusable: each encryptor()/decryptor() call is a fresh context
+        # A Cipher is reusable: each encryptor() call is a fresh context
         self._ciphers = tuple(Cipher(algorithms.AES(k), modes.CBC(k[:16])) for k in keys)
+        # CBC decryption is ECB decryption XOR the previous ciphertext block; ECB keeps no
+        # state between blocks, so one context per key serves every message (no set-up each)
+        self._openers = tuple(
+            (Cipher(algorithms.AES(k), modes.ECB()).decryptor(), k[:16])  # noqa: S305
+            for k in keys
+        )
 
     def encrypt(self, message: bytes | str, random16: bytes | None = None) -> str:
         """Seal ``message`` with the current key, return base64; ``random16`` is for tests."""
         body = message.encode("utf-8") if isinstance(message, str) else message
         if random16 is None:
             random16 = secrets.token_bytes(_RANDOM_LEN)
-        elif len(random16) != _RANDOM_LEN:
+        return self._seal(body, random16)
+
+    def _seal(self, body: bytes, random16: bytes) -> str:
+        if len(random16) != _RANDOM_LEN:
             raise ValueError("random16 must be exactly 16 bytes")
         if len(body) > _MAX_MESSAGE_LEN:
             raise ValueError("message is too long for the 4-byte length field")
@@ -104,18 +120,26 @@ class MessageCrypto:
         if not sealed or len(sealed) % 16:
             raise CryptoError("bad_length", "ciphertext is empty or not whole AES blocks")
         errors: list[CryptoError] = []
-        for cipher in self._ciphers:
+        for opener in self._openers:
             try:
-                return self._open(cipher, sealed)
+                return self._open(opener, sealed)
             except CryptoError as exc:
                 errors.append(exc)
         # A clean open for another appid is the telling failure; else report the current key's
         raise next((e for e in errors if isinstance(e, AppIdMismatch)), errors[0])
 
-    def _open(self, cipher: Cipher[modes.CBC], sealed: bytes) -> bytes:
-        """Decrypt with one key and check padding, length field and appid."""
-        decryptor = cipher.decryptor()
-        plaintext = decryptor.update(sealed) + decryptor.finalize()
+    def _open(
+        self, opener: tuple[AEADDecryptionContext | CipherContext, bytes], sealed: bytes
+    ) -> bytes:
+        """Decrypt (CBC) with one key and check padding, length field and appid."""
+        ecb, iv = opener
+        size = len(sealed)
+        if not size or size % 16:  # a partial block would stay in the shared context
+            raise CryptoError("bad_length", "ciphertext is empty or not whole AES blocks")
+        chained = int.from_bytes(ecb.update(sealed), "big") ^ int.from_bytes(
+            iv + sealed[:-16], "big"
+        )
+        plaintext = chained.to_bytes(size, "big")
         pad = plaintext[-1]
         if not 1 <= pad <= _BLOCK or not plaintext.endswith(_PADS[pad]):
             raise CryptoError("bad_padding", "PKCS#7 padding (32-byte blocks) is invalid")
@@ -140,15 +164,19 @@ class MessageCrypto:
         Do not pass ``success`` or an empty body: the platform wants those unencrypted.
         ``timestamp`` defaults to now, ``nonce`` to a fresh random decimal string.
         """
+        # one call to the system's randomness: 16 bytes for the envelope, 8 for the nonce
+        random = secrets.token_bytes(_RANDOM_LEN + 8)
         ts = str(int(time.time())) if timestamp is None else timestamp
-        nonce = f"{secrets.randbelow(10**10):010d}" if nonce is None else nonce
-        sealed = self.encrypt(reply_xml)
+        if nonce is None:
+            nonce = f"{int.from_bytes(random[_RANDOM_LEN:], 'big') % 10**10:010d}"
+        sealed = self._seal(reply_xml.encode("utf-8"), random[:_RANDOM_LEN])
         signature = sha1_signature(token, ts, nonce, sealed)
         # The caller may echo the request's nonce/timestamp: keep either from breaking the XML
-        cdata_nonce = nonce.replace("]]>", "]]]]><![CDATA[>")
+        shown_ts = ts if timestamp is None else escape(ts)
+        shown_nonce = nonce.replace("]]>", "]]]]><![CDATA[>")
         return (
             f"<xml><Encrypt><![CDATA[{sealed}]]></Encrypt>"
             f"<MsgSignature><![CDATA[{signature}]]></MsgSignature>"
-            f"<TimeStamp>{escape(ts)}</TimeStamp>"
-            f"<Nonce><![CDATA[{cdata_nonce}]]></Nonce></xml>"
+            f"<TimeStamp>{shown_ts}</TimeStamp>"
+            f"<Nonce><![CDATA[{shown_nonce}]]></Nonce></xml>"
         )
