@@ -45,14 +45,16 @@ class Context:
     async def profile(self) -> UserInfo | None:
         """The follower's `user/info` profile, or None when unavailable in time."""
         if not self._profile_loaded:
-            self._profile = await self.profiles.get(self.openid)
+            hit, profile = self.profiles.cached(self.openid)
+            self._profile = profile if hit else await self.profiles.get(self.openid)
             self._profile_loaded = True
         return self._profile
 
     async def preferences(self) -> Preferences:
         """What the follower told the bot (name, language)."""
         if self._prefs is None:
-            self._prefs = await self.followers.preferences(self.openid)
+            cached = self.followers.cached_preferences(self.openid)
+            self._prefs = cached or await self.followers.preferences(self.openid)
         return self._prefs
 
     async def set_name(self, name: str) -> None:

@@ -6,6 +6,7 @@ follower when they unfollow is a single delete, on either storage backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.storage.base import Storage
@@ -32,9 +33,26 @@ class FollowerStore:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        # the embedded store answers cached records at once (Redis has no local cache)
+        self._cached: Callable[[str], Mapping[str, str] | None] | None = getattr(
+            storage, "cached_record", None
+        )
+
+    def cached_preferences(self, openid: str) -> Preferences | None:
+        """The preferences when the store holds them in memory now, else None (then await
+        `preferences`)."""
+        if self._cached is None:
+            return None
+        record = self._cached(_record(openid))
+        if record is None:
+            return None
+        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
 
     async def preferences(self, openid: str) -> Preferences:
         """The stored name and language (None where unset)."""
+        cached = self.cached_preferences(openid)
+        if cached is not None:
+            return cached
         record = await self._storage.get_record(_record(openid))
         return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
 

@@ -51,6 +51,15 @@ class ProfileCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def cached(self, openid: str) -> tuple[bool, UserInfo | None]:
+        """(True, profile) when a fresh entry is cached (the profile may be None: a remembered
+        failure), else (False, None): then await `get`."""
+        entry = self._entries.get(openid)
+        if entry is not None and entry[0] > self._clock():
+            self._entries.move_to_end(openid)
+            return True, entry[1]
+        return False, None
+
     async def get(self, openid: str) -> UserInfo | None:
         """The follower's profile, or None when it is unknown, failing or too slow right now."""
         entry = self._entries.get(openid)

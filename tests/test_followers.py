@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -12,6 +13,7 @@ from bot.context import Context
 from bot.followers import FollowerStore, Preferences
 from bot.messages import Message, parse_message
 from bot.profiles import ProfileCache
+from bot.storage.embedded import EmbeddedStorage
 from bot.storage.memory import MemoryStorage
 from bot.testing import event_fields, text_fields
 
@@ -256,3 +258,24 @@ async def test_set_name_and_language_update_the_context_and_the_store() -> None:
     assert await world.followers.preferences(ADA) == Preferences("Ada", "en")
     await ctx.set_name("Countess")
     assert await world.context(text("hi")).preferences() == Preferences("Countess", "en")
+
+
+async def test_the_embedded_store_answers_cached_preferences_at_once(tmp_path: Path) -> None:
+    storage = EmbeddedStorage(tmp_path)
+    try:
+        store = FollowerStore(storage)
+        assert store.cached_preferences(ADA) is None  # never read: not cached
+        assert await store.preferences(ADA) == Preferences(None, None)
+        assert store.cached_preferences(ADA) == Preferences(None, None)
+        await store.set_name(ADA, "Ada")
+        await store.set_language(ADA, "en")
+        assert await store.preferences(ADA) == Preferences("Ada", "en")
+        assert store.cached_preferences(ADA) == Preferences("Ada", "en")
+        await store.forget(ADA)
+        assert await store.preferences(ADA) == Preferences(None, None)
+    finally:
+        await storage.close()
+
+
+def test_a_store_without_a_local_cache_never_answers_at_once(store: FollowerStore) -> None:
+    assert store.cached_preferences(ADA) is None

@@ -264,3 +264,14 @@ async def test_forget_during_a_fetch_keeps_the_profile_forgotten() -> None:
     await asyncio.sleep(0.01)
     assert len(cache) == 0
     assert await shared.get(f"profile:{OPENID}") is None
+
+
+async def test_cached_answers_a_fresh_entry_at_once_and_nothing_else() -> None:
+    api, clock = StubAPI(), Clock()
+    cache = cache_for(api, ttl=60.0, clock=clock)
+    assert cache.cached(OPENID) == (False, None)
+    await cache.get(OPENID)
+    assert cache.cached(OPENID) == (True, profile(OPENID))
+    clock.now += 60.0
+    assert cache.cached(OPENID) == (False, None)  # expired: `get` fetches it again
+    assert len(api.calls) == 1

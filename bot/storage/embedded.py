@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot.storage.memory import MemoryStorage
@@ -52,6 +53,10 @@ class EmbeddedStorage:
     async def delete_if_equals(self, key: str, value: bytes) -> bool:
         """Remove the key only while it still holds `value` (releasing a lock)."""
         return await self._memory.delete_if_equals(key, value)
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """The record when the SQLite file's cache holds it (read-only), else None."""
+        return self._records.cached_record(name)
 
     async def get_record(self, name: str) -> dict[str, str]:
         """All fields of a durable record ({} when there is none)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -56,6 +56,13 @@ class SQLiteRecords:
     def path(self) -> Path:
         """The SQLite file."""
         return self._path
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """The record when it is in the cache (read-only), else None: no coroutine, no copy."""
+        cached = self._cache.get(name)
+        if cached is not None:
+            self._cache.move_to_end(name)
+        return cached
 
     async def get_record(self, name: str) -> dict[str, str]:
         """All fields of a record ({} when there is none)."""
