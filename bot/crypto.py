@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hmac
+import os
 import secrets
+import threading
 import time
 from xml.sax.saxutils import escape
 
@@ -36,6 +38,32 @@ _HEADER_LEN = _RANDOM_LEN + 4
 _MAX_MESSAGE_LEN = 0xFFFFFFFF
 # Every valid padding suffix, built once so unpadding checks allocate nothing
 _PADS = tuple(bytes([n]) * n for n in range(_BLOCK + 1))
+
+
+class _RandomPool:
+    """The system's CSPRNG read 4 KiB at a time: a reply needs 24 bytes, not a syscall."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._buffer = b""
+        self._pos = 0
+
+    def reset(self) -> None:
+        """Forget the buffer (a forked child must not reuse its parent's bytes)."""
+        self._buffer = b""
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        pos = self._pos
+        if pos + n > len(self._buffer):
+            self._buffer = secrets.token_bytes(max(self._size, n))
+            pos = 0
+        self._pos = pos + n
+        return self._buffer[pos : pos + n]
+
+
+_RANDOM = _RandomPool()
+os.register_at_fork(after_in_child=_RANDOM.reset)
 
 
 class CryptoError(Exception):
@@ -79,8 +107,12 @@ class MessageCrypto:
         keys = [validate_encoding_aes_key(encoding_aes_key)]
         if previous_key is not None:
             keys.append(validate_encoding_aes_key(previous_key))
-        # A Cipher is reusable: each encryptor() call is a fresh context
-        self._ciphers = tuple(Cipher(algorithms.AES(k), modes.CBC(k[:16])) for k in keys)
+        # One CBC context for every reply (whole blocks only, so it never holds bytes back):
+        # the chain carries on from the previous reply, which `_seal` undoes (see there).
+        self._sealer = Cipher(algorithms.AES(keys[0]), modes.CBC(keys[0][:16])).encryptor()
+        self._iv = int.from_bytes(keys[0][:16], "big")
+        self._chain_fix = 0  # IV XOR the last ciphertext block the context produced
+        self._sealing = threading.Lock()
         # CBC decryption is ECB decryption XOR the previous ciphertext block; ECB keeps no
         # state between blocks, so one context per key serves every message (no set-up each)
         self._openers = tuple(
@@ -92,7 +124,7 @@ class MessageCrypto:
         """Seal ``message`` with the current key, return base64; ``random16`` is for tests."""
         body = message.encode("utf-8") if isinstance(message, str) else message
         if random16 is None:
-            random16 = secrets.token_bytes(_RANDOM_LEN)
+            random16 = _RANDOM.take(_RANDOM_LEN)
         return self._seal(body, random16)
 
     def _seal(self, body: bytes, random16: bytes) -> str:
@@ -102,9 +134,15 @@ class MessageCrypto:
             raise ValueError("message is too long for the 4-byte length field")
         unpadded = _HEADER_LEN + len(body) + len(self._app_id)
         pad = _PADS[_BLOCK - unpadded % _BLOCK]
-        plaintext = b"".join((random16, len(body).to_bytes(4, "big"), body, self._app_id, pad))
-        encryptor = self._ciphers[0].encryptor()
-        sealed = encryptor.update(plaintext) + encryptor.finalize()
+        # The first block goes in XOR (IV XOR the chain's last block): the one long-lived CBC
+        # context then encrypts exactly as a fresh one started at the IV would.
+        with self._sealing:  # the context and the chain are shared: one reply at a time
+            first = int.from_bytes(random16, "big") ^ self._chain_fix
+            plaintext = b"".join(
+                (first.to_bytes(16, "big"), len(body).to_bytes(4, "big"), body, self._app_id, pad)
+            )
+            sealed = self._sealer.update(plaintext)
+            self._chain_fix = self._iv ^ int.from_bytes(sealed[-16:], "big")
         return base64.b64encode(sealed).decode("ascii")
 
     def decrypt(self, encrypt: str) -> bytes:
@@ -165,7 +203,7 @@ class MessageCrypto:
         ``timestamp`` defaults to now, ``nonce`` to a fresh random decimal string.
         """
         # one call to the system's randomness: 16 bytes for the envelope, 8 for the nonce
-        random = secrets.token_bytes(_RANDOM_LEN + 8)
+        random = _RANDOM.take(_RANDOM_LEN + 8)
         ts = str(int(time.time())) if timestamp is None else timestamp
         if nonce is None:
             nonce = f"{int.from_bytes(random[_RANDOM_LEN:], 'big') % 10**10:010d}"

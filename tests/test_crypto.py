@@ -325,3 +325,21 @@ def test_forged_plaintext_only_raises_crypto_error(blocks: int, data: st.DataObj
     tail = data.draw(st.integers(min_value=0, max_value=40))
     plaintext = plaintext[:-1] + bytes([tail])
     _decrypt_or_crypto_error(_seal_raw(KEY, plaintext))
+
+
+def test_every_reply_is_a_fresh_cbc_encryption_whatever_came_before() -> None:
+    """One CBC context serves all replies: each must equal a fresh CBC run from the IV."""
+    key = base64.b64decode(KEY + "=")
+    crypto = MessageCrypto(KEY, APPID)
+    random16 = bytes(range(16))
+    first = crypto.encrypt("hello", random16)
+    for size in (0, 1, 15, 16, 17, 31, 32, 33, 500, 4000):
+        message = "字" * size
+        sealed = base64.b64decode(crypto.encrypt(message, random16))
+        fresh = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+        plain = fresh.update(sealed) + fresh.finalize()
+        length = int.from_bytes(plain[16:20], "big")
+        assert plain[:16] == random16
+        assert plain[20 : 20 + length].decode() == message
+        assert crypto.decrypt(base64.b64encode(sealed).decode()) == message.encode()
+    assert crypto.encrypt("hello", random16) == first  # same input, same output, any time
