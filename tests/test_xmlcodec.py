@@ -352,3 +352,42 @@ def test_typical_text_push_takes_the_fast_path() -> None:
     assert _parse_flat(b"<xml><A><B>1</B></A></xml>", 0) is None
     assert _parse_flat(b"<xml><A>&amp;</A></xml>", 0) is None
     assert _parse_flat(b"<xml><A>1</A><A>2</A></xml>", 0) is None
+
+
+_SPACE = st.sampled_from(["", " ", "\n", "\t\n  "])
+
+
+@st.composite
+def _envelopes(draw: st.DrawFn) -> bytes:
+    to_user = draw(_VALUES).replace("]]>", "")
+    encrypt = draw(st.from_regex(r"[A-Za-z0-9+/=]{0,200}", fullmatch=True))
+    return (
+        f"<xml>{draw(_SPACE)}<ToUserName><![CDATA[{to_user}]]></ToUserName>{draw(_SPACE)}"
+        f"<Encrypt><![CDATA[{encrypt}]]></Encrypt>{draw(_SPACE)}</xml>{draw(_SPACE)}"
+    ).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_envelopes())
+def test_the_safe_mode_envelope_parses_as_expat_does(body: bytes) -> None:
+    from bot.xmlcodec import _parse_flat, _parse_xml
+
+    # parse_body removes control bytes before either parser sees the body
+    body = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
+    fast = _parse_flat(body, 0)
+    try:
+        slow: dict[str, object] | None = _parse_xml(body)
+    except BodyError:
+        slow = None
+    if fast is not None:
+        assert fast == slow
+
+
+def test_a_typical_envelope_takes_the_fast_path() -> None:
+    from bot.xmlcodec import _ENVELOPE, _parse_flat
+
+    body = (
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[q+/Zw==]]></Encrypt></xml>"
+    )
+    assert _ENVELOPE.fullmatch(body) is not None
+    assert _parse_flat(body.encode(), 0) == {"ToUserName": "gh_1", "Encrypt": "q+/Zw=="}
