@@ -222,6 +222,8 @@ class WebhookProtocol(asyncio.Protocol):
         self._buf = b""
         self.task: asyncio.Task[Answer] | None = None  # the push being answered
         self._close_after = False
+        self._eof = False
+        self._handed_to: asyncio.Protocol | None = None
         self._writing_paused = False
         self._reading_paused = False
         self._last = 0.0  # loop time of the last answer (or the connection's start)
@@ -251,11 +253,16 @@ class WebhookProtocol(asyncio.Protocol):
             self._reading_paused = True
 
     def eof_received(self) -> bool | None:
-        self._server.flush_now()  # an answer queued for this connection goes out first
-        if self.task is None:
-            return None  # nothing pending: let the transport close
-        self._close_after = True  # answer the push in flight, then close
-        return True
+        # The client sent all it will: answer every complete request, then close.
+        self._eof = True
+        if self.task is None and not self._writing_paused:
+            self._process()
+        if self._handed_to is not None:  # aiohttp took the connection: its rules from now on
+            return self._handed_to.eof_received()
+        if self.task is None and not self._writing_paused:
+            self._server.flush_now()  # answers queued for this connection go out first
+            return None  # the transport closes once they are written
+        return True  # closed after the answers still to come (`_finish_if_eof`)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -264,6 +271,7 @@ class WebhookProtocol(asyncio.Protocol):
         self._writing_paused = False
         if self.task is None:
             self._process()
+            self._finish_if_eof()
 
     # the server's sweep and shutdown
 
@@ -296,13 +304,28 @@ class WebhookProtocol(asyncio.Protocol):
     # requests
 
     def _process(self) -> None:
+        self._serve_buffer()
+        transport = self._transport
+        if transport is None:
+            return  # closed, or handed to aiohttp
+        # Reading waits while a full buffer cannot be served (a push in flight, or a client
+        # not reading its answers); it resumes once the buffer is served down.
+        full = len(self._buf) > self._server.max_body + MAX_HEAD
+        if full and not self._reading_paused and (self.task is not None or self._writing_paused):
+            transport.pause_reading()
+            self._reading_paused = True
+        elif self._reading_paused and not full:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    def _serve_buffer(self) -> None:
         server = self._server
         while self._buf and self._transport is not None and not self._close_after:
             buf = self._buf
             end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
             if end < 0:
-                if len(buf) > MAX_HEAD:
-                    self._hand_off()  # aiohttp answers an oversized head
+                if len(buf) > MAX_HEAD or buf.count(b"\n") != buf.count(b"\r\n"):
+                    self._hand_off()  # aiohttp answers an oversized head or bare LFs
                 else:
                     self._wait_for_more()
                 return
@@ -371,11 +394,14 @@ class WebhookProtocol(asyncio.Protocol):
             self._fail()
             return
         self._write(task.result())
-        if self._reading_paused and self._transport is not None:
-            self._reading_paused = False
-            self._transport.resume_reading()
         if not self._writing_paused:
             self._process()
+            self._finish_if_eof()
+
+    def _finish_if_eof(self) -> None:
+        if self._eof and self.task is None and self._transport is not None:
+            self._server.flush_now()
+            self._transport.close()
 
     def _fail(self) -> None:
         # Nothing a request carries gets here (handle_push contains its failures): a bug.
@@ -401,7 +427,7 @@ class WebhookProtocol(asyncio.Protocol):
         self._server.flush_now()  # answers already made go out before aiohttp's
         self._server.connections.discard(self)
         self._transport = None
-        protocol = self._server.fallback()
+        protocol = self._handed_to = self._server.fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if self._reading_paused:
