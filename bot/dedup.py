@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from bot.eager import Started, start_task, wait_until
+from bot.eager import Started, start, wait_until
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,17 @@ class ReplyLedger(Generic[T]):
         return self._running
 
     async def answer(
-        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
+        self,
+        key: str,
+        produce: Callable[[], Coroutine[Any, Any, T]],
+        deadline: float,
+        *,
+        needs_task: bool = True,
     ) -> LedgerAnswer:
         """The passive answer for message `key`, running `produce` at most once per key.
 
-        `deadline` is on the ledger's clock: when the request's budget runs out.
+        `deadline` is on the ledger's clock: when the request's budget runs out. `produce`
+        starts in a task of its own unless `needs_task` is False (`bot.eager.start_eagerly`).
         """
         now = self._clock()
         entries = self._entries
@@ -101,7 +107,7 @@ class ReplyLedger(Generic[T]):
             return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
         started: Started[T] | None
         try:
-            started = start_task(produce())  # the handler runs in a task of its own
+            started = start(produce(), needs_task=needs_task)
         except Exception:
             log.exception("message %s: could not produce a reply", key)
             started = None

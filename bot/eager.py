@@ -38,6 +38,14 @@ class Started(Generic[T]):
         self.value = value
 
 
+def start(coro: Coroutine[Any, Any, T], *, needs_task: bool = True) -> Started[T]:
+    """`start_task`; `start_eagerly` for a coroutine that needs no task, where tasks cannot
+    start eagerly by themselves (3.11: on 3.12+ `asyncio.wait_for` itself wants a task)."""
+    if needs_task or _NATIVE_EAGER:
+        return start_task(coro)
+    return start_eagerly(coro)
+
+
 def start_eagerly(coro: Coroutine[Any, Any, T]) -> Started[T]:
     """Step `coro` now, outside any task; exceptions of that step propagate to the caller."""
     try:

@@ -242,7 +242,9 @@ async def _answer(bot: Bot, msg: Message, deadline: float) -> tuple[str, str | N
         ran.append(outcome)
         return msg, outcome
 
-    answer = await bot.ledger.answer(msg.dedup_key, produce, deadline)
+    # handlers start in a task of their own, unless every route and the storage need none
+    needs_task = not (bot.dispatcher.task_free and bot.local)
+    answer = await bot.ledger.answer(msg.dedup_key, produce, deadline, needs_task=needs_task)
     if answer.duplicate:
         bot.metrics.dedup_hits.inc()
         return answer.body, None, "duplicate"

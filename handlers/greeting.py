@@ -14,7 +14,8 @@ from bot import SKIP, Context, Message, Router, Skip
 from bot.language import normalize_language
 from bot.storage.base import StorageUnavailable
 
-router = Router("greeting")
+# Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
+router = Router("greeting", task_free=True)
 
 MAX_NAME_LENGTH = 32
 

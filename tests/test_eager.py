@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from typing import Any
 
 import pytest
 
-from bot.eager import start_eagerly, start_task, wait_until
+from bot.eager import start, start_eagerly, start_task, wait_until
 
 
 async def _immediate(value: int) -> int:
@@ -168,3 +169,20 @@ def test_start_task_outside_any_task_works_from_a_loop_callback() -> None:
         return await done
 
     assert asyncio.run(main()) == ["ok"]
+
+
+async def test_start_runs_a_task_free_coroutine_without_a_task_only_on_3_11() -> None:
+    outer = asyncio.current_task()
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def handler() -> int:
+        seen.append(asyncio.current_task())
+        return 1
+
+    assert start(handler(), needs_task=False).value == 1
+    assert start(handler()).value == 1
+    if sys.version_info >= (3, 12):  # tasks start eagerly there: always a task of its own
+        assert seen[0] not in (None, outer)
+    else:
+        assert seen[0] is outer  # no task made: the caller's is still current
+    assert seen[1] not in (None, outer)
