@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_HEAD = 8190  # bytes before the blank line; aiohttp's own line limit
 KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections close after this (aiohttp's default)
 READ_TIMEOUT = 30.0  # a request must arrive whole within this (slow senders are cut off)
+MAX_QUEUED = 64  # answers queued before they are written anyway
 _SWEEP_INTERVAL = 1.0
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -173,6 +174,8 @@ class FastServer:
         if not outbox:
             asyncio.get_running_loop().call_soon(self.flush_now)
         outbox.append((transport, data, close))
+        if len(outbox) >= MAX_QUEUED:
+            self.flush_now()  # bounded: many connections at once must not wait for them all
 
     def flush_now(self) -> None:
         """Write every queued answer now (before a hand-off, a close or a half-close)."""
