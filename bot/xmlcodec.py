@@ -83,6 +83,17 @@ _LEAF = (
 )
 _FLAT_DOCUMENT = re.compile(r"<xml>(?:[ \t\n]*" + _LEAF + r")*[ \t\n]*</xml>[ \t\n]*")
 _FLAT_LEAF = re.compile(_LEAF)
+# A text message as the platform sends it: the same leaves with their names fixed in order,
+# so one pass with no back-reference and no second scan gives every field (~2x faster).
+_VALUE = _LEAF[_LEAF.index(">") + 1 : _LEAF.rindex("</")]
+_TEXT_PUSH = re.compile(
+    "<xml>"
+    + "".join(
+        rf"[ \t\n]*<{name}>{_VALUE}</{name}>"
+        for name in ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId")
+    )
+    + r"[ \t\n]*</xml>[ \t\n]*"
+)
 # The safe-mode envelope as the platform sends it: a narrower case of the flat document with
 # simpler character classes, so it is matched in one quick pass (same fields as the general one)
 _ENVELOPE = re.compile(
@@ -99,11 +110,24 @@ def _parse_flat(body: bytes, start: int) -> dict[str, Any] | None:
         text = body[start:].decode("utf-8")
     except UnicodeDecodeError:
         return None
+    if "\ufffe" in text or "\uffff" in text:
+        return None
     envelope = _ENVELOPE.fullmatch(text)
     if envelope is not None:
         return {"ToUserName": envelope[1], "Encrypt": envelope[2]}
+    push = _TEXT_PUSH.fullmatch(text)
+    if push is not None:  # each leaf: (CDATA, or None) then (text, or None)
+        a, b, c, d, e, f, g, h, i, j, k, m = push.groups()
+        return {
+            "ToUserName": a if a is not None else b,
+            "FromUserName": c if c is not None else d,
+            "CreateTime": e if e is not None else f,
+            "MsgType": g if g is not None else h,
+            "Content": i if i is not None else j,
+            "MsgId": k if k is not None else m,
+        }
     # one C-level pass proves the shape; the leaves then lie end to end after "<xml>"
-    if _FLAT_DOCUMENT.fullmatch(text) is None or "\ufffe" in text or "\uffff" in text:
+    if _FLAT_DOCUMENT.fullmatch(text) is None:
         return None
     leaves = _FLAT_LEAF.findall(text, 5)
     fields = {name: cdata or chars for name, cdata, chars in leaves}

@@ -391,3 +391,51 @@ def test_a_typical_envelope_takes_the_fast_path() -> None:
     )
     assert _ENVELOPE.fullmatch(body) is not None
     assert _parse_flat(body.encode(), 0) == {"ToUserName": "gh_1", "Encrypt": "q+/Zw=="}
+
+
+@st.composite
+def _text_pushes(draw: st.DrawFn) -> bytes:
+    parts = ["<xml>"]
+    for name in ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId"):
+        value = draw(_VALUES)
+        if draw(st.booleans()):
+            inner = "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+        else:
+            inner = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts.append(f"{draw(_SPACE)}<{name}>{inner}</{name}>")
+    parts.append(f"{draw(_SPACE)}</xml>{draw(_SPACE)}")
+    return "".join(parts).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_text_pushes())
+def test_a_text_push_parses_as_expat_does(body: bytes) -> None:
+    from bot.xmlcodec import _parse_flat, _parse_xml
+
+    body = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
+    fast = _parse_flat(body, 0)
+    try:
+        slow: dict[str, object] | None = _parse_xml(body)
+    except BodyError:
+        slow = None
+    if fast is not None:
+        assert fast == slow
+
+
+def test_a_typical_text_push_takes_the_text_pass() -> None:
+    from bot.xmlcodec import _TEXT_PUSH, _parse_flat
+
+    body = (
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName><![CDATA[o_1]]>"
+        "</FromUserName>\n<CreateTime>1700000000</CreateTime>\n<MsgType><![CDATA[text]]>"
+        "</MsgType>\n<Content><![CDATA[a]b]]></Content>\n<MsgId>42</MsgId>\n</xml>"
+    )
+    assert _TEXT_PUSH.fullmatch(body) is not None
+    assert _parse_flat(body.encode(), 0) == {
+        "ToUserName": "gh_1",
+        "FromUserName": "o_1",
+        "CreateTime": "1700000000",
+        "MsgType": "text",
+        "Content": "a]b",
+        "MsgId": "42",
+    }
