@@ -56,22 +56,18 @@ Fallback = Callable[[], asyncio.Protocol]
 
 def parse_query(raw: bytes) -> dict[str, str]:
     """A request target's query as a dict: first value wins, `+` and %XX decoded (as yarl)."""
+    text = raw.decode("ascii")  # the head pattern admits only visible ASCII in the target
+    escaped = "%" in text or "+" in text
     query: dict[str, str] = {}
-    for part in raw.split(b"&"):
+    for part in text.split("&"):
         if not part:
             continue
-        name, _, value = part.partition(b"=")
-        key = _unquote(name)
-        if key not in query:
-            query[key] = _unquote(value)
+        name, _, value = part.partition("=")
+        if escaped:
+            name, value = unquote_plus(name), unquote_plus(value)
+        if name not in query:
+            query[name] = value
     return query
-
-
-def _unquote(raw: bytes) -> str:
-    text = raw.decode("ascii")  # the head pattern admits only visible ASCII in the target
-    if "%" in text or "+" in text:
-        return unquote_plus(text)
-    return text
 
 
 def _framing(head: bytes) -> tuple[int, bool] | None:
@@ -230,6 +226,8 @@ class WebhookProtocol(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._last = 0.0  # loop time of the last answer (or the connection's start)
+        self._answers = 0
+        self._answers_seen = 0
         self._partial_since = 0.0  # loop time an unfinished request started arriving, or 0
 
     # asyncio.Protocol
@@ -280,6 +278,9 @@ class WebhookProtocol(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         """Close a connection idle past keep-alive, or sending a request too slowly."""
+        if self._answers != self._answers_seen:
+            self._answers_seen = self._answers
+            self._last = now
         if self.task is not None or self._transport is None:
             return
         server = self._server
@@ -420,7 +421,7 @@ class WebhookProtocol(asyncio.Protocol):
         close = self._close_after
         server = self._server
         server.send(transport, server.head(status, content_type, len(body), close) + body, close)
-        self._last = asyncio.get_running_loop().time()
+        self._answers += 1  # the sweep turns this into `_last` (a second's precision is plenty)
 
     def _hand_off(self) -> None:
         """aiohttp's protocol takes the connection, and every byte not yet answered."""
