@@ -223,6 +223,14 @@ def log_message(
         return
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     shown = handler or "-"
+    fields = {
+        "msg_id": msg_id,
+        "msg_type": msg_type,
+        "handler": handler,
+        "outcome": outcome,
+        "latency_ms": latency_ms,
+        "status": status,
+    }
     direct = _direct_handler()
     if direct is not None:
         formatter = direct.formatter
@@ -236,24 +244,13 @@ def log_message(
             )
             return
         if type(formatter) is JsonFormatter:
-            direct.append_message_line(
-                json.dumps(
-                    {
-                        "ts": round(created, 3),
-                        "level": "info",
-                        "logger": MESSAGE_LOGGER.name,
-                        "msg": f"message {msg_id} type={msg_type} handler={shown}"
-                        f" outcome={outcome} latency_ms={latency_ms}",
-                        "msg_id": msg_id,
-                        "msg_type": msg_type,
-                        "handler": handler,
-                        "outcome": outcome,
-                        "latency_ms": latency_ms,
-                        "status": status,
-                    },
-                    ensure_ascii=False,
-                )
+            message = (
+                f"message {msg_id} type={msg_type} handler={shown}"
+                f" outcome={outcome} latency_ms={latency_ms}"
             )
+            line = {"ts": round(created, 3), "level": "info", "logger": MESSAGE_LOGGER.name}
+            line["msg"] = message
+            direct.append_message_line(json.dumps(line | fields, ensure_ascii=False))
             return
     # makeRecord + handle, not info(): no stack walk to find the caller on every message
     record = MESSAGE_LOGGER.makeRecord(
@@ -264,13 +261,6 @@ def log_message(
         "message %s type=%s handler=%s outcome=%s latency_ms=%s",
         (msg_id, msg_type, shown, outcome, latency_ms),
         None,
-        extra={
-            "msg_id": msg_id,
-            "msg_type": msg_type,
-            "handler": handler,
-            "outcome": outcome,
-            "latency_ms": latency_ms,
-            "status": status,
-        },
+        extra=fields,
     )
     MESSAGE_LOGGER.handle(record)
