@@ -223,6 +223,17 @@ def log_message(
         return
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     shown = handler or "-"
+    direct = _direct_handler()
+    formatter = direct.formatter if direct is not None else None
+    created = time.time()
+    if direct is not None and type(formatter) is TextFormatter:
+        # exactly what TextFormatter makes of the record below, without making it
+        msecs = int((created - int(created)) * 1000)
+        direct.append_message_line(
+            f"{formatter.stamp(created, msecs)} INFO {MESSAGE_LOGGER.name}: message {msg_id}"
+            f" type={msg_type} handler={shown} outcome={outcome} latency_ms={latency_ms}"
+        )
+        return
     fields = {
         "msg_id": msg_id,
         "msg_type": msg_type,
@@ -231,27 +242,14 @@ def log_message(
         "latency_ms": latency_ms,
         "status": status,
     }
-    direct = _direct_handler()
-    if direct is not None:
-        formatter = direct.formatter
-        created = time.time()
-        if type(formatter) is TextFormatter:
-            # exactly what TextFormatter makes of the record below, without making it
-            msecs = int((created - int(created)) * 1000)
-            direct.append_message_line(
-                f"{formatter.stamp(created, msecs)} INFO {MESSAGE_LOGGER.name}: message {msg_id}"
-                f" type={msg_type} handler={shown} outcome={outcome} latency_ms={latency_ms}"
-            )
-            return
-        if type(formatter) is JsonFormatter:
-            message = (
-                f"message {msg_id} type={msg_type} handler={shown}"
-                f" outcome={outcome} latency_ms={latency_ms}"
-            )
-            line = {"ts": round(created, 3), "level": "info", "logger": MESSAGE_LOGGER.name}
-            line["msg"] = message
-            direct.append_message_line(json.dumps(line | fields, ensure_ascii=False))
-            return
+    if direct is not None and type(formatter) is JsonFormatter:
+        line = {"ts": round(created, 3), "level": "info", "logger": MESSAGE_LOGGER.name}
+        line["msg"] = (
+            f"message {msg_id} type={msg_type} handler={shown}"
+            f" outcome={outcome} latency_ms={latency_ms}"
+        )
+        direct.append_message_line(json.dumps(line | fields, ensure_ascii=False))
+        return
     # makeRecord + handle, not info(): no stack walk to find the caller on every message
     record = MESSAGE_LOGGER.makeRecord(
         MESSAGE_LOGGER.name,
