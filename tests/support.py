@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 import time
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bot.fake_wechat import FakeWeChat
+from bot.pytest_plugin import TEST_TOKEN
 
 # The repo and shared/ sit side by side, here and in CI.
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
@@ -23,6 +27,19 @@ def load_vectors() -> dict[str, Any]:
         return {}
     data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
     return data
+
+
+def serve_env(fake: FakeWeChat, api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment for `serve_command`: this process's, plus the settings for `fake`."""
+    return {
+        **os.environ,
+        "WECHAT_TOKEN": TEST_TOKEN,
+        "WECHAT_APP_ID": fake.app_id,
+        "WECHAT_APP_SECRET": fake.app_secret,
+        "WECHAT_API_BASE_URL": api_url.rstrip("/"),
+        "BOT_DATA_DIR": str(data_dir),
+        **extra,
+    }
 
 
 def serve_command(port: int) -> list[str]:

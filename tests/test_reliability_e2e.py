@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import sample_handlers
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import free_port, serve_command, wait_until_healthy
+from support import free_port, serve_command, serve_env, wait_until_healthy
 
 from bot.fake_wechat import FakeWeChat
 from bot.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
@@ -183,17 +182,14 @@ async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path
     server = TestServer(fake.app)
     await server.start_server()
     port = free_port()
-    env = {
-        **os.environ,
-        "WECHAT_TOKEN": TEST_TOKEN,
-        "WECHAT_APP_ID": fake.app_id,
-        "WECHAT_APP_SECRET": fake.app_secret,
-        "WECHAT_API_BASE_URL": str(server.make_url("")).rstrip("/"),
-        "BOT_DATA_DIR": str(tmp_path),
-        "BOT_HANDLERS": "sample_handlers,handlers.greeting",
-        "BOT_CONFIG": str(_config(tmp_path)),
-        "PYTHONPATH": str(Path(__file__).parent),
-    }
+    env = serve_env(
+        fake,
+        str(server.make_url("")),
+        tmp_path,
+        BOT_HANDLERS="sample_handlers,handlers.greeting",
+        BOT_CONFIG=str(_config(tmp_path)),
+        PYTHONPATH=str(Path(__file__).parent),
+    )
     proc = await asyncio.create_subprocess_exec(
         *serve_command(port),
         env=env,

@@ -4,14 +4,13 @@ and a clean exit on SIGTERM either way."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from support import free_port, serve_command, wait_until_healthy
+from support import free_port, serve_command, serve_env, wait_until_healthy
 
 from bot.fake_wechat import FakeFollower, FakeWeChat
 from bot.pytest_plugin import TEST_TOKEN
@@ -30,15 +29,7 @@ async def test_serve_answers_pushes_and_everything_else_then_exits_cleanly(
     config = tmp_path / "config.yaml"
     config.write_text(f"fast_path: {str(fast_path).lower()}\n", encoding="utf-8")
     port = free_port()
-    env = {
-        **os.environ,
-        "WECHAT_TOKEN": TEST_TOKEN,
-        "WECHAT_APP_ID": fake.app_id,
-        "WECHAT_APP_SECRET": fake.app_secret,
-        "WECHAT_API_BASE_URL": str(server.make_url("")).rstrip("/"),
-        "BOT_DATA_DIR": str(tmp_path),
-        "BOT_CONFIG": str(config),
-    }
+    env = serve_env(fake, str(server.make_url("")), tmp_path, BOT_CONFIG=str(config))
     proc = await asyncio.create_subprocess_exec(
         *serve_command(port), env=env, stderr=asyncio.subprocess.PIPE
     )
