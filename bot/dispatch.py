@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.config import ConfigError
 from bot.context import Context
@@ -18,8 +18,7 @@ from bot.router import SKIP, Route, Router
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What handling one message came to."""
 
     reply: Reply | None

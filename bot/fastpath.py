@@ -372,20 +372,21 @@ class WebhookProtocol(asyncio.Protocol):
         if refusal is not None:
             self._write(refusal)
             return
+        push = handle_push(server.bot, query, body, "POST", server.path, started)
         try:
-            push = handle_push(server.bot, query, body, "POST", server.path, started)
             # Our own code asks for its task only to talk to Redis; handlers get theirs anyway.
             step = start_eagerly(push) if server.bot.local else start_task(push)
         except Exception:
             log.exception("POST %s: unexpected failure", server.path)
             self._fail()
             return
-        if step.task is None:
+        task = step.task
+        if task is None:
             assert step.value is not None
             self._write(step.value)
         else:
-            self.task = step.task
-            step.task.add_done_callback(self._answered)
+            self.task = task
+            task.add_done_callback(self._answered)
 
     def _answered(self, task: asyncio.Task[Answer]) -> None:
         self.task = None
