@@ -122,7 +122,8 @@ class Config:
     fast_path: bool = field(
         default=True,
         metadata=_setting(
-            "Answer pushes on the lean HTTP path (`bot.fastpath`); false: all through aiohttp."
+            "Answer pushes on the lean HTTP path (`bot.fastpath`); false: all through aiohttp.",
+            "BOT_FAST_PATH",
         ),
     )
     port: int = field(default=8080, metadata=_setting("Port to listen on.", "PORT"))

@@ -500,6 +500,7 @@ def test_settings_has_one_row_per_field() -> None:
         "api_base_url": "WECHAT_API_BASE_URL",
         "handlers": "BOT_HANDLERS",
         "host": "HOST",
+        "fast_path": "BOT_FAST_PATH",
         "port": "PORT",
         "data_dir": "BOT_DATA_DIR",
         "redis_url": "REDIS_URL",
@@ -518,3 +519,13 @@ def test_reference_markdown_mentions_every_setting_and_variable() -> None:
             assert f"`{setting.env}`" in text
     token_row = next(line for line in lines if line.startswith("| `token` |"))
     assert token_row.endswith("Secret. |")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("true", True)])
+def test_the_fast_path_can_be_switched_from_the_environment(
+    tmp_path: Path, value: str, expected: bool
+) -> None:
+    env = {"WECHAT_TOKEN": "token123", "WECHAT_APP_ID": "wx", "WECHAT_APP_SECRET": "s"}
+    (tmp_path / "config.yaml").write_text("fast_path: true\n", encoding="utf-8")
+    config = load_config(tmp_path / "config.yaml", {**env, "BOT_FAST_PATH": value})
+    assert config.fast_path is expected
