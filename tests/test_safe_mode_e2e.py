@@ -21,7 +21,7 @@ from bot.crypto import CryptoError, MessageCrypto
 from bot.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory, BotUnderTest
 from bot.replies import parse_reply
 from bot.signature import sha1_signature, verify_msg_signature
-from bot.testing import build_xml, open_reply, sign_request, text_fields
+from bot.testing import SignedRequest, build_xml, open_reply, sign_request, text_fields
 
 # The repo and shared/ sit side by side, here and in CI
 
@@ -112,6 +112,16 @@ def _pkcs7_32(data: bytes) -> bytes:
 
 def _inner_xml(content: str) -> bytes:
     return build_xml(text_fields(OPENID, content, account=ACCOUNT)).encode()
+
+
+def _sealed_with(bot: BotUnderTest, key: str, content: str) -> SignedRequest:
+    """A safe-mode push of `content`, encrypted with `key` (whatever the bot is configured with)."""
+    return sign_request(
+        bot.config.token,
+        _inner_xml(content).decode(),
+        mode="safe",
+        crypto=MessageCrypto(key, TEST_APP_ID),
+    )
 
 
 def _pad_byte(value: int) -> Callable[[str, str], str]:
@@ -339,12 +349,7 @@ async def test_plaintext_body_claiming_aes_is_400(wechat_bot: BotFactory) -> Non
 async def test_encrypted_push_to_a_bot_without_key_is_400(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot(handlers=COUNTING)
     assert bot.config.encoding_aes_key == ""
-    request = sign_request(
-        bot.config.token,
-        _inner_xml("x").decode(),
-        mode="safe",
-        crypto=MessageCrypto(TEST_AES_KEY, TEST_APP_ID),
-    )
+    request = _sealed_with(bot, TEST_AES_KEY, "x")
     answer = await _post(bot, request.params, request.body)
     assert answer.status == 400 and "EncodingAESKey" in answer.body
     assert counting_handlers.received == []
@@ -429,12 +434,7 @@ async def test_rotation_accepts_the_previous_key_and_answers_with_the_new(
         encoding_aes_key=NEW_KEY,
         encoding_aes_key_previous=OLD_KEY,
     )
-    old = sign_request(
-        bot.config.token,
-        _inner_xml("sealed with old").decode(),
-        mode="safe",
-        crypto=MessageCrypto(OLD_KEY, TEST_APP_ID),
-    )
+    old = _sealed_with(bot, OLD_KEY, "sealed with old")
     answer = await _post(bot, old.params, old.body)
     inner = _open_envelope(answer, bot.config.token, NEW_KEY, TEST_APP_ID)
     assert inner["Content"] == "got sealed with old"
@@ -446,12 +446,7 @@ async def test_rotation_accepts_the_previous_key_and_answers_with_the_new(
 
 async def test_without_the_previous_key_old_messages_are_400(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot(mode="safe", handlers=COUNTING, encoding_aes_key=NEW_KEY)
-    old = sign_request(
-        bot.config.token,
-        _inner_xml("sealed with old").decode(),
-        mode="safe",
-        crypto=MessageCrypto(OLD_KEY, TEST_APP_ID),
-    )
+    old = _sealed_with(bot, OLD_KEY, "sealed with old")
     answer = await _post(bot, old.params, old.body)
     assert answer.status == 400 and "cannot decrypt" in answer.body
     assert counting_handlers.received == []
