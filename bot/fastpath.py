@@ -246,18 +246,12 @@ class WebhookProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buf = self._buf + data if self._buf else data
-        if self.task is None and not self._writing_paused:
-            self._process()
-        elif len(self._buf) > self._server.max_body + MAX_HEAD and not self._reading_paused:
-            assert self._transport is not None
-            self._transport.pause_reading()
-            self._reading_paused = True
+        self._process()
 
     def eof_received(self) -> bool | None:
         # The client sent all it will: answer every complete request, then close.
         self._eof = True
-        if self.task is None and not self._writing_paused:
-            self._process()
+        self._process()
         if self._handed_to is not None:  # aiohttp took the connection: its rules from now on
             return self._handed_to.eof_received()
         if self.task is None and not self._writing_paused:
@@ -270,9 +264,8 @@ class WebhookProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self.task is None:
-            self._process()
-            self._finish_if_eof()
+        self._process()
+        self._finish_if_eof()
 
     # the server's sweep and shutdown
 
@@ -308,7 +301,9 @@ class WebhookProtocol(asyncio.Protocol):
     # requests
 
     def _process(self) -> None:
-        self._serve_buffer()
+        """Serve what the buffer holds, one push at a time, then pause or resume reading."""
+        if self.task is None and not self._writing_paused:
+            self._serve_buffer()
         transport = self._transport
         if transport is None:
             return  # closed, or handed to aiohttp
@@ -399,14 +394,14 @@ class WebhookProtocol(asyncio.Protocol):
             self._fail()
             return
         self._write(task.result())
-        if not self._writing_paused:
-            self._process()
-            self._finish_if_eof()
+        self._process()
+        self._finish_if_eof()
 
     def _finish_if_eof(self) -> None:
-        if self._eof and self.task is None and self._transport is not None:
+        transport = self._transport
+        if self._eof and self.task is None and not self._writing_paused and transport is not None:
             self._server.flush_now()
-            self._transport.close()
+            transport.close()
 
     def _fail(self) -> None:
         # Nothing a request carries gets here (handle_push contains its failures): a bug.
