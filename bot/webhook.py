@@ -66,9 +66,13 @@ _SUCCESS_ANSWER: Answer = (200, TEXT, SUCCESS)
 
 
 def refuse(bot: Bot, status: int, reason: str, method: str, path: str) -> Answer:
-    """A 4xx answer with its reason; logged and counted."""
-    log.warning("%s %s refused (%d): %s", method, path, status, reason)
+    """A push's 4xx answer with its reason; logged and counted."""
     bot.metrics.count_request("-", f"rejected_{status}")
+    return _refusal(status, reason, method, path)
+
+
+def _refusal(status: int, reason: str, method: str, path: str) -> Answer:
+    log.warning("%s %s refused (%d): %s", method, path, status, reason)
     return status, TEXT, reason + "\n"
 
 
@@ -176,8 +180,7 @@ async def handshake(request: web.Request) -> web.Response:
 
 
 def _handshake_refused(status: int, reason: str, request: web.Request) -> web.Response:
-    log.warning("%s %s refused (%d): %s", request.method, request.path, status, reason)
-    return web.Response(status=status, text=reason + "\n", content_type=TEXT)
+    return _response(_refusal(status, reason, request.method, request.path))
 
 
 async def receive(request: web.Request) -> web.Response:
