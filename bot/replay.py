@@ -61,26 +61,24 @@ class ReplayGuard:
 
     def check_now(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """`check` for a local guard (`local` is True), without a coroutine."""
-        if self._stale(timestamp):
-            return ReplayVerdict.STALE
-        if not self._check_nonce:
-            return ReplayVerdict.FRESH
+        settled = self._settled_without_nonce(timestamp)
+        if settled is not None:
+            return settled
         table = self._local
         assert table is not None
-        digest = hashlib.blake2b(body, digest_size=16).digest()
-        key = f"nonce:{nonce}"
+        digest, key = _digest(body), _key(nonce)
         if table.add_now(key, digest, self._ttl):
             return ReplayVerdict.FRESH
         return self._judge(digest, table.get_now(key))
 
     async def check(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """Classify one signed request (call after the signature holds)."""
-        if self._stale(timestamp):
-            return ReplayVerdict.STALE
-        if not self._check_nonce:
-            return ReplayVerdict.FRESH
-        digest = hashlib.blake2b(body, digest_size=16).digest()
-        key = f"nonce:{nonce}"
+        if self.local:
+            return self.check_now(timestamp, nonce, body)
+        settled = self._settled_without_nonce(timestamp)
+        if settled is not None:
+            return settled
+        digest, key = _digest(body), _key(nonce)
         try:
             if await self._storage.add(key, digest, self._ttl):
                 return ReplayVerdict.FRESH
@@ -89,8 +87,23 @@ class ReplayGuard:
             return ReplayVerdict.FRESH  # the fallback store answers; this only happens mid-failover
         return self._judge(digest, seen)
 
+    def _settled_without_nonce(self, timestamp: str) -> ReplayVerdict | None:
+        if self._stale(timestamp):
+            return ReplayVerdict.STALE
+        if not self._check_nonce:
+            return ReplayVerdict.FRESH
+        return None
+
     @staticmethod
     def _judge(digest: bytes, seen: bytes | None) -> ReplayVerdict:
         if seen is None or seen == digest:
             return ReplayVerdict.RETRY
         return ReplayVerdict.REPLAYED
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _key(nonce: str) -> str:
+    return f"nonce:{nonce}"
