@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -99,17 +100,43 @@ async def handle_push(
     """One signed push (`check_query` passed): replay check, parse, dedup, route, render.
 
     Never raises for anything the request carries; `started` is `time.perf_counter()` at
-    arrival (the log line's latency).
+    arrival (the log line's latency). The steps are also public one by one (`admit`,
+    `answer_message`, `conclude`): `bot.fastpath` runs each over a batch of pushes.
     """
-    config = bot.config
-    deadline = time.monotonic() + config.reply_budget
-    timestamp = q["timestamp"]
-    nonce = q["nonce"]
+    deadline = time.monotonic() + bot.config.reply_budget
     replay = bot.replay
     if replay.local:
-        verdict = replay.check_now(timestamp, nonce, body)
+        verdict = replay.check_now(q["timestamp"], q["nonce"], body)
     else:
-        verdict = await replay.check(timestamp, nonce, body)
+        verdict = await replay.check(q["timestamp"], q["nonce"], body)
+    admitted = admit(bot, q, body, verdict, deadline, method, path)
+    if not isinstance(admitted, Admitted):
+        return admitted
+    return conclude(bot, admitted, await answer_message(bot, admitted), started)
+
+
+class Admitted(NamedTuple):
+    """A push that passed every check: its message, and how it wants its answer."""
+
+    msg: Message
+    encrypted_reply: bool  # the request asked for an encrypted answer (encrypt_type=aes)
+    deadline: float  # time.monotonic() when the reply budget runs out
+
+
+Replied = tuple[str, str | None, str]
+"""A message's passive answer: (body, handler or None, outcome label)."""
+
+
+def admit(
+    bot: Bot,
+    q: Mapping[str, str],
+    body: bytes,
+    verdict: ReplayVerdict,
+    deadline: float,
+    method: str,
+    path: str,
+) -> Admitted | Answer:
+    """After the replay guard's `verdict`: the admitted message, or the push's refusal."""
     if verdict is ReplayVerdict.STALE:
         return refuse(bot, 403, "timestamp outside the accepted window", method, path)
     if verdict is ReplayVerdict.REPLAYED:
@@ -118,11 +145,11 @@ async def handle_push(
     encrypt_type = q.get("encrypt_type")
     encrypted_reply = encrypt_type is not None and encrypt_type.lower() == "aes"
     try:
-        if config.safe_mode_only and not encrypted_reply:
+        if bot.config.safe_mode_only and not encrypted_reply:
             raise _Refusal(403, "plaintext requests are refused in safe mode")
         fields = parse_body(body)
         if "Encrypt" in fields and bot.crypto is not None:
-            fields = _decrypt(bot, fields, timestamp, nonce, q.get("msg_signature"))
+            fields = _decrypt(bot, fields, q["timestamp"], q["nonce"], q.get("msg_signature"))
         elif encrypted_reply:
             raise _Refusal(
                 400,
@@ -130,16 +157,27 @@ async def handle_push(
                 if bot.crypto is None
                 else "encrypted request without Encrypt",
             )
-        msg = parse_message(fields)
+        return Admitted(parse_message(fields), encrypted_reply, deadline)
     except _Refusal as refusal:
         return refuse(bot, refusal.status, refusal.reason, method, path)
     except (BodyError, MessageError) as exc:
         return refuse(bot, 400, f"bad message: {exc.reason}", method, path)
+
+
+async def answer_message(bot: Bot, admitted: Admitted) -> Replied:
+    """Run an admitted message through the ledger and its handler; never raises."""
     try:
-        answer_body, handler, outcome = await _answer(bot, msg, deadline)
+        return await _answer(bot, admitted.msg, admitted.deadline)
     except Exception:
-        log.exception("message %s: unexpected failure; answering success", msg.dedup_key)
-        answer_body, handler, outcome = SUCCESS, None, "error"
+        key = admitted.msg.dedup_key
+        log.exception("message %s: unexpected failure; answering success", key)
+        return SUCCESS, None, "error"
+
+
+def conclude(bot: Bot, admitted: Admitted, replied: Replied, started: float) -> Answer:
+    """Count and log the message, and give its HTTP answer (encrypted when it asked)."""
+    msg = admitted.msg
+    answer_body, handler, outcome = replied
     # Label by known types only, so metrics stay bounded whatever MsgType arrives.
     kind = "unknown" if isinstance(msg, UnknownMessage) else msg.msg_type
     bot.metrics.count_request(kind, outcome)
@@ -152,8 +190,8 @@ async def handle_push(
     )
     if answer_body == SUCCESS:
         return _SUCCESS_ANSWER
-    if encrypted_reply and bot.crypto is not None:
-        answer_body = bot.crypto.encrypt_reply(answer_body, config.token)
+    if admitted.encrypted_reply and bot.crypto is not None:
+        answer_body = bot.crypto.encrypt_reply(answer_body, bot.config.token)
     return 200, XML, answer_body
 
 
@@ -235,7 +273,7 @@ def _decrypt(
     return inner
 
 
-async def _answer(bot: Bot, msg: Message, deadline: float) -> tuple[str, str | None, str]:
+async def _answer(bot: Bot, msg: Message, deadline: float) -> Replied:
     """Run the message through the ledger; returns (body, handler, outcome)."""
     ran: list[Outcome] = []
 

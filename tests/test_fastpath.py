@@ -26,11 +26,13 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import batch, fastpath, webhook
 from bot.app import create_app
+from bot.batch import Pending, answer_batch
 from bot.config import Config, load_config, with_overrides
 from bot.crypto import MessageCrypto
 from bot.fake_wechat import FakeWeChat, start_fake_wechat
-from bot.fastpath import FastServer
+from bot.fastpath import MAX_BATCH, FastServer, WebhookProtocol
 from bot.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.signature import sha1_signature
 from bot.testing import (
@@ -42,7 +44,7 @@ from bot.testing import (
     sign_request,
     text_fields,
 )
-from bot.webhook import BOT
+from bot.webhook import BOT, Admitted, Answer, Bot
 
 OPENID = "o_demo_wang"
 ACCOUNT_ID = "gh_test_account"
@@ -980,6 +982,209 @@ async def test_shutdown_closes_idle_connections_and_stops_listening(serve: Serve
         assert time.monotonic() - started < 1.0
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", served.port)
+
+
+# -- pushes answered in batches --------------------------------------------------------------------
+
+
+class FakeTransport:
+    """A connection's transport that keeps what is written (no socket: the loop is ours)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+def fake_connections(served: Served, count: int) -> list[tuple[WebhookProtocol, FakeTransport]]:
+    """`count` connections to the served FastServer, over fake transports."""
+    connections = []
+    for _ in range(count):
+        protocol, transport = WebhookProtocol(served.fast), FakeTransport()
+        protocol.connection_made(cast(asyncio.Transport, transport))
+        connections.append((protocol, transport))
+    return connections
+
+
+async def answers_on(transport: FakeTransport) -> list[Response]:
+    """Every answer written to `transport`."""
+    stream = asyncio.StreamReader()
+    stream.feed_data(transport.data)
+    stream.feed_eof()
+    responses = []
+    while not stream.at_eof():
+        responses.append(await read_response(stream))
+    return responses
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the fast path answers."""
+    sizes: list[int] = []
+    answer = answer_batch
+
+    def recorded(bot: Bot, path: str, batch: list[Pending], parse: Any) -> None:
+        sizes.append(len(batch))
+        answer(bot, path, batch, parse)
+
+    monkeypatch.setattr(fastpath, "answer_batch", recorded)
+    return sizes
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe"])
+async def test_pushes_read_in_one_loop_iteration_are_answered_as_one_batch(
+    serve: Serve, batch_sizes: list[int], safe: bool
+) -> None:
+    served = await serve(safe=safe)
+    connections = fake_connections(served, 4)
+    openids = [f"o_batch_{i}" for i in range(len(connections))]
+    for (protocol, transport), openid in zip(connections, openids, strict=True):
+        protocol.data_received(served.push(openid=openid))
+        assert transport.data == b""  # answered once the loop iteration's reads are done
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    assert batch_sizes == [4]
+    for (_, transport), openid in zip(connections, openids, strict=True):
+        [response] = await answers_on(transport)
+        assert_greeting(served, response, openid)
+        assert served.reply(response).encrypted is safe
+
+
+async def test_pushes_are_answered_in_arrival_order_a_batch_per_loop_iteration(
+    serve: Serve, batch_sizes: list[int]
+) -> None:
+    served = await serve()
+    connections = fake_connections(served, MAX_BATCH + 5)
+    first, late = connections[:-1], connections[-1]
+    for i, (protocol, _) in enumerate(first):
+        protocol.data_received(served.push(openid=f"o_order_{i}"))
+    await asyncio.sleep(0)  # one loop iteration: the first batch
+    assert batch_sizes == [MAX_BATCH]  # four left for the next
+    late[0].data_received(served.push(openid="o_late"))  # behind the four still waiting
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    assert batch_sizes == [MAX_BATCH, 5]
+    for i, (_, transport) in enumerate(first):
+        [response] = await answers_on(transport)
+        assert_greeting(served, response, f"o_order_{i}")
+    assert_greeting(served, (await answers_on(late[1]))[0], "o_late")
+
+
+async def test_each_step_runs_over_the_whole_batch_before_the_next(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = await serve(safe=True)
+    steps: list[str] = []
+
+    def recording(name: str) -> None:
+        step = getattr(batch, name)
+
+        def recorded(*args: Any) -> Any:
+            steps.append(name)
+            return step(*args)
+
+        monkeypatch.setattr(batch, name, recorded)
+
+    for name in ("check_query", "admit", "answer_message", "conclude"):
+        recording(name)
+    connections = fake_connections(served, 3)
+    for i, (protocol, _) in enumerate(connections):
+        protocol.data_received(served.push(openid=f"o_step_{i}"))
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    assert steps == [
+        *["check_query"] * 3,
+        *["admit"] * 3,
+        *["answer_message"] * 3,
+        *["conclude"] * 3,
+    ]
+    for i, (_, transport) in enumerate(connections):
+        [response] = await answers_on(transport)
+        assert_greeting(served, response, f"o_step_{i}")
+
+
+async def test_refusals_and_a_waiting_handler_leave_the_rest_of_the_batch_answered(
+    serve: Serve, batch_sizes: list[int]
+) -> None:
+    served = await serve(handlers=SLOW)
+    first = served.sign(openid="o_first", nonce="4242424242")
+    bad = served.sign(openid="o_bad")
+    bad.params["signature"] = "0" * 40
+    pushes = [
+        http_request("POST", served.target(first), first.body),
+        served.push("slow 0.3", openid="o_slow"),
+        http_request("POST", served.target(bad), bad.body),
+        served.push(openid="o_other", nonce="4242424242"),  # the first push's nonce again
+        served.push(openid="o_last"),
+    ]
+    connections = fake_connections(served, len(pushes))
+    for (protocol, _), push in zip(connections, pushes, strict=True):
+        protocol.data_received(push)
+    slow_transport = connections[1][1]
+    others = [transport for i, (_, transport) in enumerate(connections) if i != 1]
+    await eventually(lambda: all(transport.data for transport in others))
+    assert slow_transport.data == b""  # its handler is still asleep
+    [greeted], [refused], [replayed], [last] = [await answers_on(t) for t in others]
+    assert served.reply(greeted).fields["ToUserName"] == "o_first"
+    assert (refused.status, refused.text) == (403, "invalid signature\n")
+    assert (replayed.status, replayed.text) == (403, "nonce already used\n")
+    assert served.reply(last).fields["ToUserName"] == "o_last"
+    await eventually(lambda: bool(slow_transport.data))
+    [slow] = await answers_on(slow_transport)
+    assert served.reply(slow).content == "done after 0.3s"
+    assert batch_sizes == [5]
+
+
+async def test_a_step_failing_on_one_push_answers_500_to_that_push_only(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = await serve()
+
+    def failing(bot: Bot, admitted: Admitted, *rest: Any) -> Answer:
+        if admitted.msg.from_user == "o_unlucky":
+            raise RuntimeError("a bug")
+        return webhook.conclude(bot, admitted, *rest)
+
+    monkeypatch.setattr(batch, "conclude", failing)
+    openids = ["o_before", "o_unlucky", "o_after"]
+    connections = fake_connections(served, len(openids))
+    for (protocol, _), openid in zip(connections, openids, strict=True):
+        protocol.data_received(served.push(openid=openid))
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    (_, before), (_, unlucky), (_, after) = connections
+    assert_greeting(served, (await answers_on(before))[0], "o_before")
+    assert_greeting(served, (await answers_on(after))[0], "o_after")
+    [failed] = await answers_on(unlucky)
+    assert (failed.status, failed.header("connection")) == (500, "close")
+    assert unlucky.closed and not before.closed and not after.closed
+    assert "POST /wechat: unexpected failure" in caplog.text
+
+
+async def test_shutdown_answers_pushes_still_waiting_for_their_batch(serve: Serve) -> None:
+    served = await serve()
+    [(protocol, transport)] = fake_connections(served, 1)
+    protocol.data_received(served.push())
+    await asyncio.wait_for(served.fast.shutdown(1.0), WAIT)  # before the batch's turn
+    [response] = await answers_on(transport)
+    assert_greeting(served, response)
+    assert response.header("connection") == "close" and transport.closed
 
 
 # -- random input ----------------------------------------------------------------------------------
