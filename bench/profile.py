@@ -53,6 +53,8 @@ _STAGES: tuple[tuple[str, str], ...] = (
     ("bot/replies.py", "render (reply XML)"),
     ("bot/app.py", "render (reply XML)"),  # the ledger's render callback lives in create_app
     ("bot/webhook.py", "webhook glue"),
+    ("bot/batch.py", "webhook glue"),
+    ("bot/fastpath.py", "HTTP (fast path: framing, query, writes)"),
 )
 
 
