@@ -185,6 +185,12 @@ class FastServer:
         self._batching = True
         try:
             answer_batch(self.bot, self.path, batch, parse_query)
+        except Exception:  # each push's failures are its own: this would be a bug in the batch
+            log.exception("POST %s: unexpected failure in a batch", self.path)
+            for pending_push in batch:
+                connection = cast(WebhookProtocol, pending_push.asker)
+                if connection.waiting_in_batch:
+                    connection.fail()
         finally:
             self._batching = False
             self.flush_now()
@@ -335,6 +341,11 @@ class WebhookProtocol(asyncio.Protocol):
             self._transport.abort()
 
     # requests
+
+    @property
+    def waiting_in_batch(self) -> bool:
+        """A push of this connection waits in the server's batch for its answer."""
+        return self._queued
 
     @property
     def _idle(self) -> bool:

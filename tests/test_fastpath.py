@@ -1177,6 +1177,34 @@ async def test_a_step_failing_on_one_push_answers_500_to_that_push_only(
     assert "POST /wechat: unexpected failure" in caplog.text
 
 
+async def test_a_batch_failing_as_a_whole_answers_500_to_each_of_its_pushes(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = await serve()
+    [(answered, answered_transport)] = fake_connections(served, 1)
+    answered.data_received(served.push(openid="o_answered"))
+    await eventually(lambda: bool(answered_transport.data))
+    answer = answer_batch
+
+    def half_then_broken(bot: Bot, path: str, pushes: list[Pending], parse: Any) -> None:
+        answer(bot, path, pushes[:1], parse)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fastpath, "answer_batch", half_then_broken)
+    connections = fake_connections(served, 3)
+    for i, (protocol, _) in enumerate(connections):
+        protocol.data_received(served.push(openid=f"o_broken_{i}"))
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    first, *failed = [transport for _, transport in connections]
+    assert_greeting(served, (await answers_on(first))[0], "o_broken_0")
+    for transport in failed:
+        [response] = await answers_on(transport)
+        assert response.status == 500 and transport.closed
+    assert not any(protocol.waiting_in_batch for protocol, _ in connections)
+    assert "unexpected failure in a batch" in caplog.text
+    assert_greeting(served, (await answers_on(answered_transport))[0], "o_answered")
+
+
 async def test_shutdown_answers_pushes_still_waiting_for_their_batch(serve: Serve) -> None:
     served = await serve()
     [(protocol, transport)] = fake_connections(served, 1)
