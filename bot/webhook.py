@@ -101,7 +101,7 @@ async def handle_push(
 
     Never raises for anything the request carries; `started` is `time.perf_counter()` at
     arrival (the log line's latency). The steps are also public one by one (`admit`,
-    `answer_message`, `conclude`): `bot.fastpath` runs each over a batch of pushes.
+    `answer_message`, `conclude`): `bot.batch` runs each over a batch of pushes.
     """
     deadline = time.monotonic() + bot.config.reply_budget
     replay = bot.replay
