@@ -414,10 +414,10 @@ class WebhookProtocol(asyncio.Protocol):
     # bot.batch.Asker: the batch's answers
 
     def respond(self, answer: Answer) -> None:
-        """Write the answer to the queued push; serve what came after it."""
+        """Write the answer to the push waiting for it; serve what came after it."""
         self._queued = False
         self._write(answer)
-        if self._buf or self._eof or self._reading_paused:
+        if self._buf or self._eof or self._reading_paused:  # else there is nothing to serve
             self._process()
             self._finish_if_eof()
 
@@ -442,9 +442,7 @@ class WebhookProtocol(asyncio.Protocol):
             log.error("POST %s: unexpected failure", self._server.path, exc_info=exc)
             self._fail()
             return
-        self._write(task.result())
-        self._process()
-        self._finish_if_eof()
+        self.respond(task.result())
 
     def _finish_if_eof(self) -> None:
         transport = self._transport
