@@ -33,7 +33,7 @@ def make_app(path: str = "/wechat") -> web.Application:
 
 
 def use_uvloop() -> bool:
-    """Install uvloop as `bot.cli` does (its helper is private); False when it is missing."""
+    """Install uvloop as `bot.cli.main` does (its helper is private); False when it is missing."""
     try:
         import uvloop
     except ImportError:

@@ -2,10 +2,10 @@
 
 Each line is `path?query<TAB>body`: a text message from one of the bench followers with its own
 nonce and MsgId, so the bot's replay guard and reply ledger see a new message every time. The
-bodies and queries are exactly what `bot.testing.sign_request(build_xml(text_fields(...)))`
-produces (a test pins that), but built from string templates with the production signing and
-encryption functions: the helper's round trip through the XML parser would dominate the time.
-"""
+bodies and queries are exactly what
+`bot.testing.simulator.sign_request(build_xml(text_fields(...)))` produces (a test pins that),
+but built from string templates with the production signing and encryption functions: the
+helper's round trip through the XML parser would dominate the time."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
 
-from bot.crypto import MessageCrypto
-from bot.signature import sha1_signature
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.signature import sha1_signature
 
 Mode = Literal["plain", "safe"]
 MODES: tuple[Mode, ...] = ("plain", "safe")

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from aiohttp import web
 
 from bench.corpus import follower_openid
-from bot.fake_wechat import DEMO_FOLLOWERS, FakeFollower, FakeWeChat
+from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeFollower, FakeWeChat
 
 
 def bench_followers(count: int) -> Iterator[FakeFollower]:

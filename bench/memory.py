@@ -26,9 +26,9 @@ from yarl import URL
 from bench.corpus import CorpusSpec, Identity, LineMaker
 from bench.run import ACCOUNT_NAME, Check
 from bench.servers import free_port, get_text, read_status_kib, start_server
-from bot.app import create_app
 from bot.config import Config, load_config
-from bot.webhook import BOT, Bot
+from bot.webhook.app import create_app
+from bot.webhook.pipeline import BOT, Bot
 
 _WARMUP = 200  # requests before the "before" reading: lazy imports and first allocations
 

@@ -6,8 +6,8 @@ pushes after a warm-up (cached profiles), and each sample is put in one pipeline
 
 * anything under `logging` or `bot/logs.py` is logging, under `prometheus_client` or
   `bot/metrics.py` is metrics, wherever it is called from;
-* otherwise the innermost frame in `bot/` or `handlers/` names the stage (`bot/xmlcodec.py` is
-  parse, `bot/dedup.py` the ledger, the handler and its context is greet, ...);
+* otherwise the innermost frame in `bot/` or `handlers/` names the stage (`bot/wechat/xml.py` is
+  parse, `bot/webhook/ledger.py` the ledger, the handler and its context is greet, ...);
 * samples with no project frame are aiohttp's server or the event loop.
 """
 
@@ -35,26 +35,29 @@ _WARMUP_SECONDS = 5.0
 
 # Innermost project module -> stage. Order does not matter: module paths are distinct.
 _STAGES: tuple[tuple[str, str], ...] = (
-    ("bot/signature.py", "signature (sha1 + compare)"),
-    ("bot/replay.py", "replay guard (window + nonce)"),
+    ("bot/wechat/signature.py", "signature (sha1 + compare)"),
+    ("bot/webhook/replay.py", "replay guard (window + nonce)"),
     ("bot/storage/memory.py", "replay guard (window + nonce)"),
-    ("bot/xmlcodec.py", "parse (XML body)"),
-    ("bot/messages.py", "parse (Message)"),
-    ("bot/crypto.py", "crypto"),
-    ("bot/dedup.py", "dedup ledger (task + wait)"),
-    ("bot/dispatch.py", "route (dispatcher)"),
-    ("bot/router.py", "route (dispatcher)"),
+    ("bot/wechat/xml.py", "parse (XML body)"),
+    ("bot/wechat/messages.py", "parse (Message)"),
+    ("bot/wechat/crypto.py", "crypto"),
+    ("bot/webhook/ledger.py", "dedup ledger (task + wait)"),
+    ("bot/routing/dispatch.py", "route (dispatcher)"),
+    ("bot/routing/router.py", "route (dispatcher)"),
     ("handlers/", "greet (handler + context)"),
-    ("bot/context.py", "greet (handler + context)"),
-    ("bot/language.py", "greet (handler + context)"),
-    ("bot/profiles.py", "greet (handler + context)"),
-    ("bot/followers.py", "greet (handler + context)"),
+    ("bot/routing/context.py", "greet (handler + context)"),
+    ("bot/followers/language.py", "greet (handler + context)"),
+    ("bot/client/profiles.py", "greet (handler + context)"),
+    ("bot/followers/store.py", "greet (handler + context)"),
     ("bot/storage/", "greet (handler + context)"),
-    ("bot/replies.py", "render (reply XML)"),
-    ("bot/app.py", "render (reply XML)"),  # the ledger's render callback lives in create_app
-    ("bot/webhook.py", "webhook glue"),
-    ("bot/batch.py", "webhook glue"),
-    ("bot/fastpath.py", "HTTP (fast path: framing, query, writes)"),
+    ("bot/wechat/replies.py", "render (reply XML)"),
+    (
+        "bot/webhook/app.py",
+        "render (reply XML)",
+    ),  # the ledger's render callback lives in create_app
+    ("bot/webhook/pipeline.py", "webhook glue"),
+    ("bot/server/batch.py", "webhook glue"),
+    ("bot/server/fastpath.py", "HTTP (fast path: framing, query, writes)"),
 )
 
 

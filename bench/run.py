@@ -45,9 +45,7 @@ from bench.load import (
     wrk_version,
 )
 from bench.servers import Server, free_port, get_text, start_server
-from bot.crypto import MessageCrypto
-from bot.signature import verify_msg_signature
-from bot.testing import (
+from bot.testing.simulator import (
     BotReply,
     SignedRequest,
     WeChatSimulator,
@@ -55,7 +53,9 @@ from bot.testing import (
     sign_request,
     text_fields,
 )
-from bot.xmlcodec import parse_body
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.signature import verify_msg_signature
+from bot.wechat.xml import parse_body
 
 ACCOUNT_NAME = "Bench Account"
 SHIPPED_TIMESTAMP_WINDOW = 300.0

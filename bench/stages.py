@@ -29,15 +29,15 @@ from bench.corpus import CorpusSpec, Identity, LineMaker
 from bench.fake import make_fake
 from bench.run import ACCOUNT_NAME
 from bot.config import load_config
-from bot.context import Context
-from bot.dispatch import Outcome
-from bot.fake_wechat import start_fake_wechat
 from bot.logs import configure_logging, log_message
-from bot.messages import Message, parse_message
-from bot.replies import TextReply, max_articles_for, render_reply
-from bot.signature import verify_msg_signature, verify_signature
-from bot.webhook import BOT, Bot
-from bot.xmlcodec import parse_body
+from bot.routing.context import Context
+from bot.routing.dispatch import Outcome
+from bot.testing.fake_wechat import start_fake_wechat
+from bot.webhook.pipeline import BOT, Bot
+from bot.wechat.messages import Message, parse_message
+from bot.wechat.replies import TextReply, max_articles_for, render_reply
+from bot.wechat.signature import verify_msg_signature, verify_signature
+from bot.wechat.xml import parse_body
 from handlers.greeting import greeting_for
 
 _FOLLOWERS = 50
@@ -116,7 +116,7 @@ async def _stages(n: int, devnull: TextIO) -> list[StageTime]:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(devnull)
-    from bot.app import create_app
+    from bot.webhook.app import create_app
 
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()

@@ -6,9 +6,10 @@ Write handlers with `Router`; every handler has one signature:
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.messages import Event, Message, TextMessage
-from bot.replies import (
+from bot.routing.context import Context
+from bot.routing.router import SKIP, Router, Skip
+from bot.wechat.messages import Event, Message, TextMessage
+from bot.wechat.replies import (
     Article,
     ImageReply,
     MusicReply,
@@ -19,7 +20,6 @@ from bot.replies import (
     VideoReply,
     VoiceReply,
 )
-from bot.router import SKIP, Router, Skip
 
 __all__ = [
     "SKIP",

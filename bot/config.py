@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bot.crypto import validate_encoding_aes_key
+from bot.wechat.crypto import validate_encoding_aes_key
 
 LANGUAGES = ("zh_CN", "zh_TW", "en")
 
@@ -122,7 +122,8 @@ class Config:
     fast_path: bool = field(
         default=True,
         metadata=_setting(
-            "Answer pushes on the lean HTTP path (`bot.fastpath`); false: all through aiohttp.",
+            "Answer pushes on the lean HTTP path (`bot.server.fastpath`); "
+            "false: all through aiohttp.",
             "BOT_FAST_PATH",
         ),
     )

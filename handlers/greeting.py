@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from bot import SKIP, Context, Message, Router, Skip
-from bot.language import normalize_language
+from bot.followers.language import normalize_language
 from bot.storage.base import StorageUnavailable
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).

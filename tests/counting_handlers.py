@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import Context, Message, Router
-from bot.messages import TextMessage
+from bot.wechat.messages import TextMessage
 
 router = Router("counting")
 # Contents of every text message a handler saw, in order; tests clear it before each run

@@ -21,7 +21,7 @@ from bot import (
     VideoReply,
     VoiceReply,
 )
-from bot.messages import (
+from bot.wechat.messages import (
     ImageMessage,
     LinkMessage,
     LocationMessage,

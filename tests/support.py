@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.fake_wechat import FakeWeChat
-from bot.pytest_plugin import TEST_TOKEN
+from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.pytest_plugin import TEST_TOKEN
 
 # The repo and shared/ sit side by side, here and in CI.
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"

@@ -14,8 +14,8 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from test_tokens import DictStorage
 
-from bot.api import TransientAPIError, UserInfo, WeChatAPI, WeChatAPIError
-from bot.fake_wechat import FakeFollower, FakeWeChat
+from bot.client.api import TransientAPIError, UserInfo, WeChatAPI, WeChatAPIError
+from bot.testing.fake_wechat import FakeFollower, FakeWeChat
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

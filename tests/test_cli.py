@@ -11,8 +11,8 @@ from pathlib import Path
 import counting_handlers
 import pytest
 
-from bot.demo import SCRIPT
-from bot.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory
+from bot.demo.terminal import SCRIPT
+from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory
 
 TIMEOUT = 60.0  # generous: a cold interpreter start plus the demo's six round trips
 # Settings a developer's shell may carry; each test states exactly the ones it wants

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import VECTORS_PATH, load_vectors
 
-from bot.crypto import AppIdMismatch, CryptoError, MessageCrypto, validate_encoding_aes_key
-from bot.signature import sha1_signature, verify_msg_signature
+from bot.wechat.crypto import AppIdMismatch, CryptoError, MessageCrypto, validate_encoding_aes_key
+from bot.wechat.signature import sha1_signature, verify_msg_signature
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OLD_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.dedup import SUCCESS, LedgerAnswer, ReplyLedger
 from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
+from bot.webhook.ledger import SUCCESS, LedgerAnswer, ReplyLedger
 
 KEY = "msg-1"
 
@@ -182,7 +182,7 @@ async def test_render_raising_answers_success(caplog: pytest.LogCaptureFixture) 
     ledger: ReplyLedger[str] = ReplyLedger(
         size=10, ttl=60.0, render=render, on_late=late.append, clock=Clock()
     )
-    with caplog.at_level(logging.ERROR, logger="bot.dedup"):
+    with caplog.at_level(logging.ERROR, logger="bot.webhook.ledger"):
         answer = await ledger.answer(KEY, Producer("x"), 1001.0)
     assert answer == LedgerAnswer(SUCCESS, False, False)
     assert [r.getMessage() for r in caplog.records] == [f"message {KEY}: could not produce a reply"]

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import pytest
 
-from bot.api import WeChatAPI, WeChatAPIError
-from bot.delivery import LateDelivery
-from bot.replies import ImageReply, TextReply, TransferCustomerServiceReply
+from bot.client.api import WeChatAPI, WeChatAPIError
+from bot.webhook.delivery import LateDelivery
+from bot.wechat.replies import ImageReply, TextReply, TransferCustomerServiceReply
 
 OPENID = "o_delivery_test"
 TEXT_PAYLOAD = {"touser": OPENID, "msgtype": "text", "text": {"content": "late hello"}}
@@ -99,7 +99,7 @@ async def test_final_errcode_is_dropped_after_one_attempt(
     errcode: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = Harness(StubAPI(always=errcode))
-    with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+    with caplog.at_level(logging.WARNING, logger="bot.webhook.delivery"):
         assert await harness.deliver() == 0
     assert len(harness.api.attempts) == 1
     assert harness.api.sent == []
@@ -111,7 +111,7 @@ async def test_final_errcode_is_dropped_after_one_attempt(
 
 async def test_deadline_stops_retries(caplog: pytest.LogCaptureFixture) -> None:
     harness = Harness(StubAPI(always=-1), deadline=0.05, backoff=0.02, max_backoff=8.0)
-    with caplog.at_level(logging.ERROR, logger="bot.delivery"):
+    with caplog.at_level(logging.ERROR, logger="bot.webhook.delivery"):
         assert await harness.deliver() == 0
     # the first retry fits the deadline; the third cannot (0.02 + 0.04 + 0.08 > 0.05)
     assert len(harness.api.attempts) in (2, 3)
@@ -132,7 +132,7 @@ async def test_no_retry_when_the_backoff_exceeds_the_deadline() -> None:
 
 async def test_unsupported_reply_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     harness = Harness(StubAPI())
-    with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+    with caplog.at_level(logging.WARNING, logger="bot.webhook.delivery"):
         harness.delivery.submit(OPENID, TransferCustomerServiceReply("kf@acct"))
     assert harness.outcomes == ["unsupported"]
     assert harness.delivery.pending == set()
@@ -183,7 +183,7 @@ async def test_drain_waits_for_deliveries_that_finish_in_time() -> None:
 
 
 async def test_no_attempt_starts_after_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.delivery.random.random", lambda: 0.999)  # the longest jitter
+    monkeypatch.setattr("bot.webhook.delivery.random.random", lambda: 0.999)  # the longest jitter
     harness = Harness(StubAPI(always=-1), deadline=0.05, backoff=0.04, max_backoff=8.0)
     await harness.deliver()
     assert harness.outcomes == ["failed"]

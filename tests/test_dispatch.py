@@ -9,19 +9,19 @@ from typing import cast
 
 import pytest
 
-from bot import dispatch as dispatch_module
-from bot.api import UserInfo, WeChatAPI
+from bot.client.api import UserInfo, WeChatAPI
+from bot.client.profiles import ProfileCache
 from bot.config import Config, ConfigError
-from bot.context import Context
-from bot.dispatch import Dispatcher, Outcome, load_router
-from bot.followers import FollowerStore, Preferences
-from bot.messages import Message, parse_message
-from bot.profiles import ProfileCache
-from bot.replies import ImageReply, TextReply
-from bot.router import SKIP, HandlerResult, Router
+from bot.followers.store import FollowerStore, Preferences
+from bot.routing import dispatch as dispatch_module
+from bot.routing.context import Context
+from bot.routing.dispatch import Dispatcher, Outcome, load_router
+from bot.routing.router import SKIP, HandlerResult, Router
 from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
-from bot.testing import event_fields, text_fields
+from bot.testing.simulator import event_fields, text_fields
+from bot.wechat.messages import Message, parse_message
+from bot.wechat.replies import ImageReply, TextReply
 
 OPENID = "o_dispatch_test"
 
@@ -175,7 +175,7 @@ async def test_raising_handler_fails_and_is_logged(
         return "not reached"
 
     name = f"{__name__}.test_raising_handler_fails_and_is_logged.<locals>.broken"
-    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="bot.routing.dispatch"):
         outcome = await harness.dispatch(router, text("x", msg_id="778899"))
     assert outcome == Outcome(None, name, failed=True)
     (record,) = caplog.records
@@ -193,7 +193,7 @@ async def test_raising_handler_on_an_event_logs_the_dedup_key(
         raise ValueError("bad")
 
     msg = parse_message(event_fields(OPENID, "CLICK", "menu_a", create_time=1700000000))
-    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="bot.routing.dispatch"):
         outcome = await harness.dispatch(router, msg)
     assert outcome.failed is True
     assert caplog.records[0].getMessage().endswith(f"message {OPENID}:1700000000:click:menu_a")
@@ -237,7 +237,7 @@ async def test_unsubscribe_with_storage_down_still_dispatches(
     async def goodbye(msg: Message, ctx: Context) -> HandlerResult:
         return None
 
-    with caplog.at_level(logging.ERROR, logger="bot.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="bot.routing.dispatch"):
         outcome = await harness.dispatch(router, parse_message(event_fields(OPENID, "unsubscribe")))
     assert outcome.handler is not None and outcome.handler.endswith(".goodbye")
     assert outcome.failed is False
@@ -317,8 +317,11 @@ def test_load_router_unknown_module() -> None:
 
 def test_load_router_module_without_router() -> None:
     with pytest.raises(ConfigError) as info:
-        load_router(["bot.signature"])
-    assert str(info.value) == "config: handlers: module 'bot.signature' has no `router = Router()`"
+        load_router(["bot.wechat.signature"])
+    assert (
+        str(info.value)
+        == "config: handlers: module 'bot.wechat.signature' has no `router = Router()`"
+    )
 
 
 def test_the_dispatcher_is_task_free_only_when_every_route_is() -> None:

@@ -16,9 +16,9 @@ import redis_fixtures
 import yaml
 from support import free_port
 
-from bot.doctor import EXIT_INVALID_CONFIG, EXIT_OK, EXIT_PROBLEM, caller_ip, check_config
-from bot.fake_wechat import FakeWeChat, start_fake_wechat
-from bot.pytest_plugin import TEST_AES_KEY
+from bot.cli.doctor import EXIT_INVALID_CONFIG, EXIT_OK, EXIT_PROBLEM, caller_ip, check_config
+from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.pytest_plugin import TEST_AES_KEY
 
 APP_ID = "wx_doctor_app"
 SECRET = "doctor_secret_5f3a"  # the fake's credential
@@ -358,10 +358,12 @@ async def test_handler_module_without_a_router_exits_2(
     platform: tuple[FakeWeChat, str], tmp_path: Path
 ) -> None:
     _, base_url = platform
-    config = write_config(tmp_path, handlers=["bot.signature"])
+    config = write_config(tmp_path, handlers=["bot.wechat.signature"])
     code, output = await run_doctor(config, environment(base_url))
     assert code == EXIT_INVALID_CONFIG
-    assert output == "✗ config: handlers: module 'bot.signature' has no `router = Router()`\n"
+    assert (
+        output == "✗ config: handlers: module 'bot.wechat.signature' has no `router = Router()`\n"
+    )
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.eager import start, start_eagerly, start_task, wait_until
+from bot.server.eager import start, start_eagerly, start_task, wait_until
 
 
 async def _immediate(value: int) -> int:

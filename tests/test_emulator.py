@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestClient
 
 from bot import Article, Context, ImageReply, Message, NewsReply, Reply, Router
 from bot import TransferCustomerServiceReply as Transfer
-from bot.demo import DemoBot
-from bot.emulator import (
+from bot.demo.terminal import DemoBot
+from bot.demo.web import (
     DEFAULT_MENU,
     create_emulator_app,
     late_item,
@@ -32,8 +32,8 @@ from bot.emulator import (
     serve_emulator,
     start_emulator,
 )
-from bot.pytest_plugin import BotFactory, BotUnderTest
-from bot.testing import WeChatSimulator
+from bot.testing.pytest_plugin import BotFactory, BotUnderTest
+from bot.testing.simulator import WeChatSimulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path("/tmp/emulator.png")

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.demo import SCRIPT
-from bot.fake_wechat import FakeWeChat
-from bot.pytest_plugin import BotFactory, BotUnderTest
-from bot.testing import BotReply, next_msg_id
-from bot.webhook import BOT
+from bot.demo.terminal import SCRIPT
+from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.pytest_plugin import BotFactory, BotUnderTest
+from bot.testing.simulator import BotReply, next_msg_id
+from bot.webhook.pipeline import BOT
 from handlers import menu, slow
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"

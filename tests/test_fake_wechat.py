@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from bot.fake_wechat import DEMO_FOLLOWERS, FakeFollower, FakeWeChat, start_fake_wechat
+from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeFollower, FakeWeChat, start_fake_wechat
 
 CREDS = {"grant_type": "client_credential", "appid": "wx_fake_app", "secret": "fake_secret"}
 

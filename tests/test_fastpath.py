@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 path (`bot.fastpath`) over real loopback sockets.
+"""The lean HTTP/1.1 path (`bot.server.fastpath`) over real loopback sockets.
 
 Pushes it answers itself; every request it hands, with its bytes, to aiohttp on the same
 port; malformed heads; timeouts; shutdown; and random bytes, which never get a 5xx or a hang.
@@ -26,16 +26,13 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import batch, fastpath, webhook
-from bot.app import create_app
-from bot.batch import Pending, answer_batch
 from bot.config import Config, load_config, with_overrides
-from bot.crypto import MessageCrypto
-from bot.fake_wechat import FakeWeChat, start_fake_wechat
-from bot.fastpath import MAX_BATCH, FastServer, WebhookProtocol
-from bot.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
-from bot.signature import sha1_signature
-from bot.testing import (
+from bot.server import batch, fastpath
+from bot.server.batch import Pending, answer_batch
+from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
+from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
+from bot.testing.simulator import (
     BotReply,
     SignedRequest,
     WeChatSimulator,
@@ -44,7 +41,11 @@ from bot.testing import (
     sign_request,
     text_fields,
 )
-from bot.webhook import BOT, Admitted, Answer, Bot
+from bot.webhook import pipeline as webhook
+from bot.webhook.app import create_app
+from bot.webhook.pipeline import BOT, Admitted, Answer, Bot
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.signature import sha1_signature
 
 OPENID = "o_demo_wang"
 ACCOUNT_ID = "gh_test_account"

@@ -7,15 +7,15 @@ from typing import Any, cast
 
 import pytest
 
-from bot.api import UserInfo, WeChatAPI, WeChatAPIError
+from bot.client.api import UserInfo, WeChatAPI, WeChatAPIError
+from bot.client.profiles import ProfileCache
 from bot.config import Config
-from bot.context import Context
-from bot.followers import FollowerStore, Preferences
-from bot.messages import Message, parse_message
-from bot.profiles import ProfileCache
+from bot.followers.store import FollowerStore, Preferences
+from bot.routing.context import Context
 from bot.storage.embedded import EmbeddedStorage
 from bot.storage.memory import MemoryStorage
-from bot.testing import event_fields, text_fields
+from bot.testing.simulator import event_fields, text_fields
+from bot.wechat.messages import Message, parse_message
 
 ADA = "o_ada"
 BOB = "o_bob"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.fake_wechat import FakeFollower, FakeWeChat
-from bot.pytest_plugin import BotFactory
+from bot.testing.fake_wechat import FakeFollower, FakeWeChat
+from bot.testing.pytest_plugin import BotFactory
 
 ACCOUNT = "Test Account"
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.hanzi_tables import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
-from bot.language import LANGUAGES, detect_language, normalize_language
+from bot.followers.hanzi_tables import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
+from bot.followers.language import LANGUAGES, detect_language, normalize_language
 
 SIMPLIFIED_SENTENCES = [
     "这个怎么样",

@@ -36,7 +36,7 @@ def test_message_lines_wait_for_a_batch_and_others_go_at_once() -> None:
     handler.handle(_record(MESSAGE_LOGGER.name, logging.INFO, "m1"))
     handler.handle(_record(MESSAGE_LOGGER.name, logging.INFO, "m2"))
     assert stream.getvalue() == ""
-    handler.handle(_record("bot.app", logging.INFO, "started"))
+    handler.handle(_record("bot.webhook.app", logging.INFO, "started"))
     lines = stream.getvalue().splitlines()
     assert [line.rsplit(": ", 1)[1] for line in lines] == ["m1", "m2", "started"]
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.messages import (
+from bot.wechat.messages import (
     ClickEvent,
     Event,
     ImageMessage,
@@ -37,7 +37,7 @@ from bot.messages import (
     parse_message,
     text_of,
 )
-from bot.xmlcodec import parse_body
+from bot.wechat.xml import parse_body
 
 ACCOUNT = "gh_3d5e2b1a9c7f"
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"

@@ -20,11 +20,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from bot import Context, Message, Router
-from bot.fake_wechat import FakeWeChat
 from bot.logs import JsonFormatter, configure_logging
-from bot.pytest_plugin import TEST_AES_KEY, TEST_SECRET, TEST_TOKEN, BotFactory, BotUnderTest
-from bot.testing import Mode, text_fields
-from bot.webhook import BOT
+from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.pytest_plugin import (
+    TEST_AES_KEY,
+    TEST_SECRET,
+    TEST_TOKEN,
+    BotFactory,
+    BotUnderTest,
+)
+from bot.testing.simulator import Mode, text_fields
+from bot.webhook.pipeline import BOT
 
 router = Router("observability")
 HANDLERS = ["test_observability", "handlers.greeting"]
@@ -294,7 +300,7 @@ async def test_json_log_lines_are_json_with_the_message_fields(
         assert line["level"] == "info"
         check_message_line(line, want)
     # other records are JSON too: the failing handler's traceback travels inside the object
-    failure = next(line for line in lines if line["logger"] == "bot.dispatch")
+    failure = next(line for line in lines if line["logger"] == "bot.routing.dispatch")
     assert failure["level"] == "error"
     assert "RuntimeError: handler exploded" in failure["exc"]
 

@@ -10,8 +10,8 @@ from typing import cast
 
 import pytest
 
-from bot.api import UserInfo, WeChatAPI, WeChatAPIError
-from bot.profiles import ProfileCache
+from bot.client.api import UserInfo, WeChatAPI, WeChatAPIError
+from bot.client.profiles import ProfileCache
 from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
 
@@ -136,7 +136,7 @@ async def test_api_error_answers_none_and_is_not_asked_again_for_30_seconds(
 ) -> None:
     api, clock = StubAPI(error=WeChatAPIError(45009, "api freq out of limit", "user_info")), Clock()
     cache = cache_for(api, clock=clock)
-    with caplog.at_level(logging.WARNING, logger="bot.profiles"):
+    with caplog.at_level(logging.WARNING, logger="bot.client.profiles"):
         assert await cache.get(OPENID) is None
     assert [r.getMessage() for r in caplog.records] == [
         "user/info failed: errcode=45009 api freq out of limit"

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import free_port, serve_command, serve_env, wait_until_healthy
 
-from bot.fake_wechat import FakeWeChat
-from bot.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
-from bot.signature import sha1_signature
-from bot.testing import WeChatSimulator, text_fields
+from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
+from bot.testing.simulator import WeChatSimulator, text_fields
+from bot.wechat.signature import sha1_signature
 
 SAMPLES = ["sample_handlers", "handlers.greeting"]
 

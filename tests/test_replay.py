@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.replay import ReplayGuard, ReplayVerdict
 from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
+from bot.webhook.replay import ReplayGuard, ReplayVerdict
 
 NOW = 1_700_000_000
 BODY = b"<xml><MsgId>1</MsgId></xml>"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.replies import (
+from bot.wechat.replies import (
     ARTICLE_LIMIT,
     ARTICLE_LIMIT_FOR_USER_MESSAGES,
     Article,
@@ -25,7 +25,7 @@ from bot.replies import (
     parse_reply,
     render_reply,
 )
-from bot.xmlcodec import BodyError
+from bot.wechat.xml import BodyError
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 ACCOUNT = "gh_3d5e2b1a9c7f"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.context import Context
-from bot.messages import ImageMessage, LocationMessage, Message, parse_message
-from bot.router import SKIP, HandlerResult, Route, Router
-from bot.testing import event_fields, text_fields
+from bot.routing.context import Context
+from bot.routing.router import SKIP, HandlerResult, Route, Router
+from bot.testing.simulator import event_fields, text_fields
+from bot.wechat.messages import ImageMessage, LocationMessage, Message, parse_message
 
 OPENID = "o_router_test"
 

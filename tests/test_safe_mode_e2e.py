@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from support import VECTORS_PATH
 
 from bot.config import ConfigError, load_config
-from bot.crypto import CryptoError, MessageCrypto
-from bot.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory, BotUnderTest
-from bot.replies import parse_reply
-from bot.signature import sha1_signature, verify_msg_signature
-from bot.testing import SignedRequest, build_xml, open_reply, sign_request, text_fields
+from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory, BotUnderTest
+from bot.testing.simulator import SignedRequest, build_xml, open_reply, sign_request, text_fields
+from bot.wechat.crypto import CryptoError, MessageCrypto
+from bot.wechat.replies import parse_reply
+from bot.wechat.signature import sha1_signature, verify_msg_signature
 
 # The repo and shared/ sit side by side, here and in CI
 

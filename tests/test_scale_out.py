@@ -24,9 +24,9 @@ import redis_fixtures
 from redis_fixtures import RedisServer, delete_namespace, require_redis_server
 from support import free_port, serve_command, wait_until_healthy
 
-from bot.fake_wechat import FakeFollower, FakeWeChat, start_fake_wechat
-from bot.pytest_plugin import TEST_TOKEN
-from bot.testing import (
+from bot.testing.fake_wechat import FakeFollower, FakeWeChat, start_fake_wechat
+from bot.testing.pytest_plugin import TEST_TOKEN
+from bot.testing.simulator import (
     BotReply,
     SignedRequest,
     WeChatSimulator,
@@ -99,7 +99,7 @@ class Deployment:
 
     @property
     def namespace(self) -> str:
-        """The Redis namespace the instances use (see bot/app.py)."""
+        """The Redis namespace the instances use (see bot/webhook/app.py)."""
         return f"wechat-bot:{self.fake.app_id}"
 
     def follower(self, openid: str, remark: str = "") -> str:

@@ -12,10 +12,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from support import free_port, serve_command, serve_env, wait_until_healthy
 
-from bot.fake_wechat import FakeFollower, FakeWeChat
-from bot.pytest_plugin import TEST_TOKEN
-from bot.signature import sha1_signature
-from bot.testing import WeChatSimulator
+from bot.testing.fake_wechat import FakeFollower, FakeWeChat
+from bot.testing.pytest_plugin import TEST_TOKEN
+from bot.testing.simulator import WeChatSimulator
+from bot.wechat.signature import sha1_signature
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

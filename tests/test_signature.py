@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from support import VECTORS_PATH, load_vectors
 
-from bot.signature import sha1_signature, verify_msg_signature, verify_signature
+from bot.wechat.signature import sha1_signature, verify_msg_signature, verify_signature
 
 VECTORS = load_vectors()
 PLAIN = VECTORS.get("plain_signature", [])

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from bot.client.tokens import AccessTokenCache, TokenError
 from bot.storage.base import Storage, StorageUnavailable
-from bot.tokens import AccessTokenCache, TokenError
 
 
 class DictStorage:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.pytest_plugin import BotFactory, BotUnderTest
-from bot.signature import sha1_signature
-from bot.testing import build_xml, event_fields, sign_request, text_fields
+from bot.testing.pytest_plugin import BotFactory, BotUnderTest
+from bot.testing.simulator import build_xml, event_fields, sign_request, text_fields
+from bot.wechat.signature import sha1_signature
 
 SAMPLES = ["sample_handlers"]
 

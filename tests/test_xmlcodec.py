@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bot.xmlcodec
-from bot.xmlcodec import MAX_DEPTH, BodyError, parse_body
+import bot.wechat.xml
+from bot.wechat.xml import MAX_DEPTH, BodyError, parse_body
 
 REASONS = {"empty", "dtd", "malformed", "encoding", "root", "too deep", "not an object"}
 
@@ -111,13 +111,13 @@ def test_attributes_comments_and_processing_instructions_are_ignored() -> None:
 def spy_on_dtd_refusals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Record every call of the DTD refusal handler while still refusing."""
     calls: list[tuple[Any, ...]] = []
-    refuse = bot.xmlcodec._refuse_dtd
+    refuse = bot.wechat.xml._refuse_dtd
 
     def spy(*args: Any) -> Any:
         calls.append(args)
         refuse(*args)
 
-    monkeypatch.setattr(bot.xmlcodec, "_refuse_dtd", spy)
+    monkeypatch.setattr(bot.wechat.xml, "_refuse_dtd", spy)
     return calls
 
 
@@ -307,7 +307,7 @@ flat_documents = st.composite(_flat_document)
 @settings(max_examples=300, deadline=None)
 @given(body=flat_documents())
 def test_flat_fast_path_agrees_with_expat(body: bytes) -> None:
-    from bot.xmlcodec import _parse_flat, _parse_xml
+    from bot.wechat.xml import _parse_flat, _parse_xml
 
     cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
     start = len(cleaned) - len(cleaned.lstrip(b" \t\r\n"))
@@ -323,7 +323,7 @@ def test_flat_fast_path_agrees_with_expat(body: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=200).map(lambda b: b"<xml><A>" + b + b"</A></xml>"))
 def test_flat_fast_path_never_accepts_what_expat_refuses(body: bytes) -> None:
-    from bot.xmlcodec import _parse_flat, _parse_xml
+    from bot.wechat.xml import _parse_flat, _parse_xml
 
     cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
     fast = _parse_flat(cleaned, 0)
@@ -333,7 +333,7 @@ def test_flat_fast_path_never_accepts_what_expat_refuses(body: bytes) -> None:
 
 
 def test_typical_text_push_takes_the_fast_path() -> None:
-    from bot.xmlcodec import _parse_flat
+    from bot.wechat.xml import _parse_flat
 
     body = (
         b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o_1]]>"
@@ -368,7 +368,7 @@ def _envelopes(draw: st.DrawFn) -> bytes:
 
 
 def _assert_fast_agrees_with_expat(body: bytes) -> None:
-    from bot.xmlcodec import _parse_flat, _parse_xml
+    from bot.wechat.xml import _parse_flat, _parse_xml
 
     # parse_body removes control bytes before either parser sees the body
     body = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
@@ -388,7 +388,7 @@ def test_the_safe_mode_envelope_parses_as_expat_does(body: bytes) -> None:
 
 
 def test_a_typical_envelope_takes_the_fast_path() -> None:
-    from bot.xmlcodec import _ENVELOPE, _parse_flat
+    from bot.wechat.xml import _ENVELOPE, _parse_flat
 
     body = (
         "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[q+/Zw==]]></Encrypt></xml>"
@@ -418,7 +418,7 @@ def test_a_text_push_parses_as_expat_does(body: bytes) -> None:
 
 
 def test_a_typical_text_push_takes_the_text_pass() -> None:
-    from bot.xmlcodec import _TEXT_PUSH, _parse_flat
+    from bot.wechat.xml import _TEXT_PUSH, _parse_flat
 
     body = (
         "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName><![CDATA[o_1]]>"

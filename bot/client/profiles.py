@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from bot.api import UserInfo, WeChatAPI, WeChatAPIError
+from bot.client.api import UserInfo, WeChatAPI, WeChatAPIError
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)

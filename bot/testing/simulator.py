@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.crypto import MessageCrypto
-from bot.replies import parse_reply
-from bot.signature import sha1_signature, verify_msg_signature
-from bot.xmlcodec import parse_body
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.replies import parse_reply
+from bot.wechat.signature import sha1_signature, verify_msg_signature
+from bot.wechat.xml import parse_body
 
 Mode = Literal["plain", "compatible", "safe"]
 

@@ -1,6 +1,6 @@
 """`wechat-bot serve`: the app on a port until SIGTERM or SIGINT, then a graceful stop.
 
-The webhook's pushes go through `bot.fastpath` (unless `fast_path: false`); the listening
+The webhook's pushes go through `bot.server.fastpath` (unless `fast_path: false`); the listening
 socket hands every other request to the aiohttp app, which `web.AppRunner` runs as
 `web.run_app` would: services opened on start-up, closed in its cleanup.
 """
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.app import create_app
 from bot.config import Config
-from bot.fastpath import FastServer
-from bot.webhook import BOT
+from bot.server.fastpath import FastServer
+from bot.webhook.app import create_app
+from bot.webhook.pipeline import BOT
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import create_app
 from bot.config import Config, load_config, with_overrides
-from bot.crypto import MessageCrypto
-from bot.fake_wechat import FakeWeChat
-from bot.testing import Mode, WeChatSimulator
+from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.simulator import Mode, WeChatSimulator
+from bot.webhook.app import create_app
+from bot.wechat.crypto import MessageCrypto
 
 TEST_TOKEN = "testtoken"  # noqa: S105 -- a test server token
 TEST_APP_ID = "wx_fake_app"

@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.crypto import CryptoError
-from bot.demo import DemoBot
-from bot.fake_wechat import DEMO_FOLLOWERS, FakeFollower
-from bot.testing import BotReply
+from bot.demo.terminal import DemoBot
+from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeFollower
+from bot.testing.simulator import BotReply
+from bot.wechat.crypto import CryptoError
 
 PAGE_RESOURCE = "emulator_page.html"
 DEFAULT_ACCOUNT_NAME = "Official Account"
@@ -206,7 +206,7 @@ class Emulator:
         self.account_name = account_name
         self.menu = load_menu() if menu is None else menu
         self.followers = {f.openid: f for f in followers}
-        self._page = resources.files("bot").joinpath(PAGE_RESOURCE).read_bytes()
+        self._page = resources.files("bot.demo").joinpath(PAGE_RESOURCE).read_bytes()
 
     def app(self) -> web.Application:
         """The aiohttp application: the page and its JSON API."""

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from bot.messages import Event, Message, text_of
+from bot.wechat.messages import Event, Message, text_of
 
 if TYPE_CHECKING:
-    from bot.context import Context
-    from bot.replies import Reply
+    from bot.routing.context import Context
+    from bot.wechat.replies import Reply
 
 
 class Skip:

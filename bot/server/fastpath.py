@@ -4,7 +4,7 @@ WeChat's pushes are all alike: `POST <webhook path>?<signed query>` with a Conte
 on a keep-alive connection. `WebhookProtocol` answers exactly those itself: the head checked by
 one strict pattern, the body sliced from the buffer, the push queued, and the answer written
 with one `write`. The queue is answered in arrival order, `MAX_BATCH` pushes per loop
-iteration, each step of the pipeline over the whole batch (`bot.batch`).
+iteration, each step of the pipeline over the whole batch (`bot.server.batch`).
 
 Anything else (another path or method, a chunked body, `Expect`, an upgrade, HTTP/1.0, an
 oversized, odd or malformed head) hands the connection, with every byte not yet answered, to
@@ -31,8 +31,8 @@ from urllib.parse import unquote_plus
 
 from aiohttp.http import SERVER_SOFTWARE
 
-from bot.batch import Pending, answer_batch
-from bot.webhook import TEXT, Answer, Bot
+from bot.server.batch import Pending, answer_batch
+from bot.webhook.pipeline import TEXT, Answer, Bot
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class FastServer:
         pending.append(Pending(connection, raw_query, body, time.perf_counter()))
 
     def serve_batch(self, limit: int = MAX_BATCH) -> None:
-        """Answer the first `limit` queued pushes (`bot.batch`), then write every answer.
+        """Answer the first `limit` queued pushes (`bot.server.batch`), then write every answer.
 
         The rest wait for the next loop iteration, ahead of whatever is read meanwhile: a
         push waits for those that arrived before it and no others, so latencies stay even.

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.api import WeChatAPI, WeChatAPIError
-from bot.replies import Reply, customer_service_payload
+from bot.client.api import WeChatAPI, WeChatAPIError
+from bot.wechat.replies import Reply, customer_service_payload
 
 log = logging.getLogger(__name__)
 

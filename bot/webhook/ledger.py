@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from bot.eager import Started, start, wait_until
+from bot.server.eager import Started, start, wait_until
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class ReplyLedger(Generic[T]):
         """The passive answer for message `key`, running `produce` at most once per key.
 
         `deadline` is on the ledger's clock: when the request's budget runs out. `produce`
-        starts in a task of its own unless `needs_task` is False (`bot.eager.start_eagerly`).
+        starts in a task of its own unless `needs_task` is False (`bot.server.eager.start_eagerly`).
         """
         now = self._clock()
         entries = self._entries

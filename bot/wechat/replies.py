@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from bot.xmlcodec import parse_body
+from bot.wechat.xml import parse_body
 
 __all__ = [
     "ARTICLE_LIMIT",
@@ -286,7 +286,7 @@ def customer_service_payload(reply: Reply, openid: str) -> dict[str, Any] | None
 def parse_reply(xml: str) -> dict[str, Any]:
     """Read reply XML back into fields (for tests and tools); ``Articles`` is always a list.
 
-    Raises ``bot.xmlcodec.BodyError`` when ``xml`` is not a well-formed ``<xml>`` document.
+    Raises ``bot.wechat.xml.BodyError`` when ``xml`` is not a well-formed ``<xml>`` document.
     """
     # surrogatepass: a lone surrogate becomes bytes that parse_body reports as an encoding error
     fields = parse_body(xml.encode("utf-8", "surrogatepass"))

@@ -21,8 +21,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 
+from bot.client.tokens import AccessTokenCache, TokenError
 from bot.storage.base import Storage
-from bot.tokens import AccessTokenCache, TokenError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,8 +1,9 @@
 """The fast path's pushes answered step by step: each step over every push of a batch in turn.
 
-`bot.fastpath` queues the pushes it reads and hands them here in arrival order, a few at a time
-(at most one per connection). Each step of `bot.webhook.handle_push` then runs over the whole
-batch before the next begins: query and signature; replay guard, parsing and decryption; the
+`bot.server.fastpath` queues the pushes it reads and hands them here in arrival order, a few
+at a time (at most one per connection). Each step of `bot.webhook.pipeline.handle_push` then
+runs over the whole batch before the next begins: query and signature; replay guard, parsing
+and decryption; the
 handlers; metrics, the log line and the reply's encryption. Every push gets exactly the answer
 `handle_push` would give it; only the interleaving differs.
 
@@ -19,8 +20,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
-from bot.eager import start_eagerly, start_task
-from bot.webhook import (
+from bot.server.eager import start_eagerly, start_task
+from bot.webhook.pipeline import (
     Admitted,
     Answer,
     Bot,

@@ -18,11 +18,11 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from bot.api import ERR_BAD_ANSWER, ERR_TRANSPORT, WeChatAPI
+from bot.client.api import ERR_BAD_ANSWER, ERR_TRANSPORT, WeChatAPI
+from bot.client.tokens import TokenError
 from bot.config import Config, ConfigError, load_config
-from bot.dispatch import load_router
+from bot.routing.dispatch import load_router
 from bot.storage import MemoryStorage, RedisStorage, StorageUnavailable, masked_url
-from bot.tokens import TokenError
 
 OK = "✓"
 PROBLEM = "✗"
@@ -189,7 +189,7 @@ def caller_ip(errmsg: str) -> str | None:
 
 
 def _transport_reason(errmsg: str, timeout: float) -> str:
-    """bot.api reports transport failures by exception name; say what that means."""
+    """bot.client.api reports transport failures by exception name; say what that means."""
     if "Timeout" in errmsg:
         return f"no answer within {timeout:g} s"
     if errmsg.startswith("HTTP "):

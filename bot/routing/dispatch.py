@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from bot.config import ConfigError
-from bot.context import Context
-from bot.messages import Message, UnsubscribeEvent
-from bot.replies import Reply, TextReply
-from bot.router import SKIP, Route, Router
+from bot.routing.context import Context
+from bot.routing.router import SKIP, Route, Router
+from bot.wechat.messages import Message, UnsubscribeEvent
+from bot.wechat.replies import Reply, TextReply
 
 log = logging.getLogger(__name__)
 

@@ -13,22 +13,22 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from bot.api import WeChatAPI
+from bot.client.api import WeChatAPI
+from bot.client.profiles import ProfileCache
 from bot.config import Config
-from bot.context import Context
-from bot.crypto import AppIdMismatch, CryptoError, MessageCrypto
-from bot.dedup import SUCCESS, ReplyLedger
-from bot.delivery import LateDelivery
-from bot.dispatch import Dispatcher, Outcome
-from bot.followers import FollowerStore
+from bot.followers.store import FollowerStore
 from bot.logs import log_message
-from bot.messages import Message, MessageError, UnknownMessage, parse_message
 from bot.metrics import Metrics
-from bot.profiles import ProfileCache
-from bot.replay import ReplayGuard, ReplayVerdict
-from bot.signature import verify_msg_signature, verify_signature
+from bot.routing.context import Context
+from bot.routing.dispatch import Dispatcher, Outcome
 from bot.storage.base import Storage
-from bot.xmlcodec import BodyError, parse_body
+from bot.webhook.delivery import LateDelivery
+from bot.webhook.ledger import SUCCESS, ReplyLedger
+from bot.webhook.replay import ReplayGuard, ReplayVerdict
+from bot.wechat.crypto import AppIdMismatch, CryptoError, MessageCrypto
+from bot.wechat.messages import Message, MessageError, UnknownMessage, parse_message
+from bot.wechat.signature import verify_msg_signature, verify_signature
+from bot.wechat.xml import BodyError, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ async def handle_push(
 
     Never raises for anything the request carries; `started` is `time.perf_counter()` at
     arrival (the log line's latency). The steps are also public one by one (`admit`,
-    `answer_message`, `conclude`): `bot.batch` runs each over a batch of pushes.
+    `answer_message`, `conclude`): `bot.server.batch` runs each over a batch of pushes.
     """
     deadline = time.monotonic() + bot.config.reply_budget
     replay = bot.replay
@@ -222,7 +222,7 @@ def _handshake_refused(status: int, reason: str, request: web.Request) -> web.Re
 
 
 async def receive(request: web.Request) -> web.Response:
-    """POST: one pushed message or event (served by aiohttp; `bot.fastpath` serves the same)."""
+    """POST: one pushed message or event (through aiohttp; `bot.server.fastpath` serves it too)."""
     started = time.perf_counter()
     bot = request.app[BOT]
     q = request.query

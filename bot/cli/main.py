@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from bot.config import Config, ConfigError, load_config, with_overrides
-from bot.crypto import validate_encoding_aes_key
 from bot.logs import configure_logging
 from bot.storage.base import StorageUnavailable
+from bot.wechat.crypto import validate_encoding_aes_key
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         config = with_overrides(config, **overrides)
     configure_logging(config.log_format, config.log_level)
     _use_uvloop()
-    from bot.server import serve
+    from bot.server.serve import serve
 
     try:
         asyncio.run(serve(config))
@@ -87,7 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo.terminal import run_demo
 
     interactive = sys.stdin.isatty() and not args.script
     return asyncio.run(
@@ -102,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from bot.demo import simulate_once
+    from bot.demo.terminal import simulate_once
 
     token = args.token or os.environ.get("WECHAT_TOKEN") or _config_value("token")
     if not token:
@@ -144,7 +144,7 @@ def _config_value(name: str) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bot.doctor import check_config
+    from bot.cli.doctor import check_config
 
     return asyncio.run(check_config(args.config))
 

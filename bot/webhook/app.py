@@ -11,22 +11,22 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from bot.api import WeChatAPI
+from bot.client.api import WeChatAPI
+from bot.client.profiles import ProfileCache
 from bot.config import Config
-from bot.crypto import MessageCrypto
-from bot.dedup import SUCCESS, ReplyLedger
-from bot.delivery import LateDelivery
-from bot.dispatch import Dispatcher, Outcome, load_router
-from bot.followers import FollowerStore
-from bot.messages import Message
+from bot.followers.store import FollowerStore
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
-from bot.profiles import ProfileCache
-from bot.replay import ReplayGuard
-from bot.replies import max_articles_for, render_reply
-from bot.router import Route
+from bot.routing.dispatch import Dispatcher, Outcome, load_router
+from bot.routing.router import Route
 from bot.storage import open_storage
 from bot.storage.memory import MemoryStorage
-from bot.webhook import BOT, Bot, handshake, receive
+from bot.webhook.delivery import LateDelivery
+from bot.webhook.ledger import SUCCESS, ReplyLedger
+from bot.webhook.pipeline import BOT, Bot, handshake, receive
+from bot.webhook.replay import ReplayGuard
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.messages import Message
+from bot.wechat.replies import max_articles_for, render_reply
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from bot.hanzi_tables import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
+from bot.followers.hanzi_tables import SIMPLIFIED_ONLY, TRADITIONAL_ONLY
 
 LANGUAGES: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
 """The language codes the greeting speaks, spelled as the WeChat user-info API spells them."""

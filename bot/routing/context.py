@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.api import UserInfo, WeChatAPI
+from bot.client.api import UserInfo, WeChatAPI
+from bot.client.profiles import ProfileCache
 from bot.config import LANGUAGES, Config
-from bot.followers import FollowerState, FollowerStore, Preferences
-from bot.language import detect_language
-from bot.messages import Message, text_of
-from bot.profiles import ProfileCache
+from bot.followers.language import detect_language
+from bot.followers.store import FollowerState, FollowerStore, Preferences
+from bot.wechat.messages import Message, text_of
 
 
 @dataclass(slots=True)

@@ -17,9 +17,9 @@ import aiohttp
 from aiohttp import web
 
 from bot.config import Config, load_config
-from bot.crypto import MessageCrypto
-from bot.fake_wechat import DEMO_FOLLOWERS, FakeWeChat, start_fake_wechat
-from bot.testing import BotReply, WeChatSimulator
+from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeWeChat, start_fake_wechat
+from bot.testing.simulator import BotReply, WeChatSimulator
+from bot.wechat.crypto import MessageCrypto
 
 DEMO_TOKEN = "demotoken"  # noqa: S105 -- the demo's own server token
 DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -66,8 +66,8 @@ async def run_demo(
     *, config_path: str | None, port: int, safe: bool, web_page: bool, interactive: bool
 ) -> int:
     """Serve the bot against the fake API and chat with it (or play the script)."""
-    from bot.app import create_app
     from bot.logs import configure_logging
+    from bot.webhook.app import create_app
 
     configure_logging("text", "WARNING")
     fake = FakeWeChat()
@@ -96,7 +96,7 @@ async def run_demo(
                     f"{', safe mode' if safe else ''}); you are {demo.openid}."
                 )
                 if web_page:
-                    from bot.emulator import serve_emulator
+                    from bot.demo.web import serve_emulator
 
                     return await serve_emulator(
                         demo, port=0 if port == 0 else port + 1, account_name=config.account_name

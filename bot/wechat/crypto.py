@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers import (
     modes,
 )
 
-from bot.signature import sha1_signature
+from bot.wechat.signature import sha1_signature
 
 __all__ = [
     "AppIdMismatch",

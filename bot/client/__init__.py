@@ -1,0 +1,2 @@
+"""The WeChat API client: calls with timeouts and bounded retries, access tokens, cached
+profiles."""

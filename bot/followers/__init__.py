@@ -1,0 +1,1 @@
+"""What the bot knows about its followers: names and languages they chose or wrote in."""
