@@ -28,7 +28,7 @@ from bench.run import ACCOUNT_NAME, Check
 from bench.servers import free_port, get_text, read_status_kib, start_server
 from bot.config import Config, load_config
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import BOT, Bot
+from bot.webhook.pipeline import SERVICES, Services
 
 _WARMUP = 200  # requests before the "before" reading: lazy imports and first allocations
 
@@ -130,7 +130,7 @@ async def _push(
     client = TestClient(TestServer(create_app(config)))
     await client.start_server()
     try:
-        bot = client.app[BOT]
+        bot = client.app[SERVICES]
         base = str(client.make_url("")).rstrip("/")
         statuses: dict[int, int] = {}
         # the warm-up reuses followers 0.. with their own nonces and MsgIds (numbers past N)
@@ -204,7 +204,7 @@ def _size(obj: object, *path: str) -> int | None:
     return len(obj) if isinstance(obj, Sized) else None
 
 
-def _tables(bot: Bot, config: Config) -> list[Table]:
+def _tables(bot: Services, config: Config) -> list[Table]:
     return [
         Table(
             "profile cache", _size(bot, "profiles"), config.profile_cache_size, "profile_cache_size"

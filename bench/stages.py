@@ -33,7 +33,7 @@ from bot.logs import configure_logging, log_message
 from bot.routing.context import Context
 from bot.routing.dispatch import Outcome
 from bot.testing.fake_wechat import start_fake_wechat
-from bot.webhook.pipeline import BOT, Bot
+from bot.webhook.pipeline import SERVICES, Services
 from bot.wechat.messages import Message, parse_message
 from bot.wechat.replies import TextReply, max_articles_for, render_reply
 from bot.wechat.signature import verify_msg_signature, verify_signature
@@ -121,7 +121,7 @@ async def _stages(n: int, devnull: TextIO) -> list[StageTime]:
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
     try:
-        bot = runner.app[BOT]
+        bot = runner.app[SERVICES]
         return await _measure(bot, identity, n)
     finally:
         gc.unfreeze()
@@ -130,7 +130,7 @@ async def _stages(n: int, devnull: TextIO) -> list[StageTime]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _measure(bot: Bot, identity: Identity, n: int) -> list[StageTime]:
+async def _measure(bot: Services, identity: Identity, n: int) -> list[StageTime]:
     config = bot.config
     assert bot.crypto is not None
     crypto = bot.crypto
@@ -262,7 +262,7 @@ async def _measure(bot: Bot, identity: Identity, n: int) -> list[StageTime]:
     return out
 
 
-def _context(bot: Bot, msg: Message) -> Context:
+def _context(bot: Services, msg: Message) -> Context:
     return Context(msg, bot.config, bot.api, bot.followers, bot.profiles)
 
 

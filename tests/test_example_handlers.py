@@ -15,7 +15,7 @@ from bot.demo.terminal import SCRIPT
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import BotFactory, BotUnderTest
 from bot.testing.simulator import BotReply, next_msg_id
-from bot.webhook.pipeline import BOT
+from bot.webhook.pipeline import SERVICES
 from handlers import menu, slow
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -157,7 +157,7 @@ async def test_follow_through_a_campaign_code_is_welcomed_and_remembered(
     assert reply.content == "欢迎！你通过「春季展会」的二维码关注了我们。发送“帮助”看看我能做什么。"
     scan = await bot.send_event("o_demo_wang", "SCAN", "store_42", Ticket="T")
     assert scan.content == "欢迎回来！这是「42 号门店」的二维码。"
-    state = bot.app[BOT].followers.state("o_demo_wang")
+    state = bot.app[SERVICES].followers.state("o_demo_wang")
     assert await state.get("source") == "spring_fair"  # the first source is kept
 
 
@@ -167,7 +167,7 @@ async def test_scan_by_an_existing_follower_records_the_source_in_english(
     bot = await wechat_bot(handlers=["handlers.qrcode", "handlers.greeting"])
     scan = await bot.send_event("o_demo_alice", "SCAN", "store_42", Ticket="T")
     assert scan.content == "Welcome back! This is the Store 42 QR code."
-    assert await bot.app[BOT].followers.state("o_demo_alice").get("source") == "store_42"
+    assert await bot.app[SERVICES].followers.state("o_demo_alice").get("source") == "store_42"
 
 
 async def test_unknown_scene_or_plain_follow_gets_the_greeting(wechat_bot: BotFactory) -> None:
@@ -175,7 +175,7 @@ async def test_unknown_scene_or_plain_follow_gets_the_greeting(wechat_bot: BotFa
     assert (await bot.follow("o_demo_wang", scene="nope")).content == f"你好！欢迎关注{ACCOUNT}。"
     assert (await bot.follow("o_demo_lin")).content == f"你好，林老師！欢迎关注{ACCOUNT}。"
     assert (await bot.send_event("o_demo_wang", "SCAN", "nope")).is_success
-    assert await bot.app[BOT].followers.state("o_demo_wang").get("source") is None
+    assert await bot.app[SERVICES].followers.state("o_demo_wang").get("source") is None
 
 
 # media

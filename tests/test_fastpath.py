@@ -43,7 +43,7 @@ from bot.testing.simulator import (
 )
 from bot.webhook import pipeline as webhook
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import BOT, Admitted, Answer, Bot
+from bot.webhook.pipeline import SERVICES, Admitted, Answer, Services
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.signature import sha1_signature
 
@@ -164,7 +164,7 @@ async def serve(
         await runner.setup()
         assert runner.server is not None
         fast = FastServer(
-            app[BOT],
+            app[SERVICES],
             runner.server,
             path=config.webhook_path,
             max_body=config.max_body_bytes,
@@ -1044,7 +1044,7 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     answer = answer_batch
 
-    def recorded(bot: Bot, path: str, batch: list[Pending], parse: Any) -> None:
+    def recorded(bot: Services, path: str, batch: list[Pending], parse: Any) -> None:
         sizes.append(len(batch))
         answer(bot, path, batch, parse)
 
@@ -1158,7 +1158,7 @@ async def test_a_step_failing_on_one_push_answers_500_to_that_push_only(
 ) -> None:
     served = await serve()
 
-    def failing(bot: Bot, admitted: Admitted, *rest: Any) -> Answer:
+    def failing(bot: Services, admitted: Admitted, *rest: Any) -> Answer:
         if admitted.msg.from_user == "o_unlucky":
             raise RuntimeError("a bug")
         return webhook.conclude(bot, admitted, *rest)
@@ -1187,7 +1187,7 @@ async def test_a_batch_failing_as_a_whole_answers_500_to_each_of_its_pushes(
     await eventually(lambda: bool(answered_transport.data))
     answer = answer_batch
 
-    def half_then_broken(bot: Bot, path: str, pushes: list[Pending], parse: Any) -> None:
+    def half_then_broken(bot: Services, path: str, pushes: list[Pending], parse: Any) -> None:
         answer(bot, path, pushes[:1], parse)
         raise RuntimeError("a bug")
 

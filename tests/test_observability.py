@@ -30,7 +30,7 @@ from bot.testing.pytest_plugin import (
     BotUnderTest,
 )
 from bot.testing.simulator import Mode, text_fields
-from bot.webhook.pipeline import BOT
+from bot.webhook.pipeline import SERVICES
 
 router = Router("observability")
 HANDLERS = ["test_observability", "handlers.greeting"]
@@ -105,7 +105,7 @@ class Played:
 async def play_sequence(bot: BotUnderTest, fake: FakeWeChat, marker: str) -> Played:
     """A known sequence covering every outcome; every text carries `marker`."""
     expected: list[Logged] = []
-    api = bot.app[BOT].api
+    api = bot.app[SERVICES].api
 
     async def text(
         openid: str, content: str, handler: str | None, outcome: str, msg_id: str | None = None

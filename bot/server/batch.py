@@ -24,8 +24,8 @@ from bot.server.eager import start_eagerly, start_task
 from bot.webhook.pipeline import (
     Admitted,
     Answer,
-    Bot,
     Replied,
+    Services,
     admit,
     answer_message,
     check_query,
@@ -63,7 +63,10 @@ class Pending(NamedTuple):
 
 
 def answer_batch(
-    bot: Bot, path: str, batch: list[Pending], parse_query: Callable[[bytes], dict[str, str]]
+    services: Services,
+    path: str,
+    batch: list[Pending],
+    parse_query: Callable[[bytes], dict[str, str]],
 ) -> None:
     """Answer every push of `batch`, each step over all of them before the next step."""
     # 1. the query and its signature: an unsigned push costs nothing more
@@ -71,7 +74,7 @@ def answer_batch(
     for asker, raw_query, body, started in batch:
         try:
             query = parse_query(raw_query)
-            refusal = check_query(bot, query, _METHOD, path)
+            refusal = check_query(services, query, _METHOD, path)
         except Exception:
             _failed(asker, path)
             continue
@@ -79,18 +82,18 @@ def answer_batch(
             signed.append((asker, query, body, started))
         else:
             asker.respond(refusal)
-    if not bot.local:  # the replay guard and the ledger talk to Redis: a task each
+    if not services.local:  # the replay guard and the ledger talk to Redis: a task each
         for asker, query, body, started in signed:
-            _start(asker, handle_push(bot, query, body, _METHOD, path, started), path)
+            _start(asker, handle_push(services, query, body, _METHOD, path, started), path)
         return
     # 2. replay guard, parse, decrypt
-    deadline = time.monotonic() + bot.config.reply_budget
-    replay = bot.replay
+    deadline = time.monotonic() + services.config.reply_budget
+    replay = services.replay
     admitted: list[tuple[Asker, Admitted, float]] = []
     for asker, query, body, started in signed:
         try:
             verdict = replay.check_now(query["timestamp"], query["nonce"], body)
-            checked = admit(bot, query, body, verdict, deadline, _METHOD, path)
+            checked = admit(services, query, body, verdict, deadline, _METHOD, path)
         except Exception:
             _failed(asker, path)
             continue
@@ -102,7 +105,7 @@ def answer_batch(
     replied: list[tuple[Asker, Admitted, Replied, float]] = []
     for asker, message, started in admitted:
         try:
-            step = start_eagerly(answer_message(bot, message))
+            step = start_eagerly(answer_message(services, message))
         except Exception:
             _failed(asker, path)
             continue
@@ -110,11 +113,11 @@ def answer_batch(
             assert step.value is not None
             replied.append((asker, message, step.value, started))
         else:
-            asker.follow(_later(bot, message, step.task, started))
+            asker.follow(_later(services, message, step.task, started))
     # 4. metrics, the log line, the reply's encryption
     for asker, message, reply, started in replied:
         try:
-            answer = conclude(bot, message, reply, started)
+            answer = conclude(services, message, reply, started)
         except Exception:
             _failed(asker, path)
             continue
@@ -135,10 +138,10 @@ def _start(asker: Asker, push: Coroutine[Any, Any, Answer], path: str) -> None:
 
 
 def _later(
-    bot: Bot, message: Admitted, replying: asyncio.Task[Replied], started: float
+    services: Services, message: Admitted, replying: asyncio.Task[Replied], started: float
 ) -> asyncio.Task[Answer]:
     async def finish() -> Answer:
-        return conclude(bot, message, await replying, started)
+        return conclude(services, message, await replying, started)
 
     return asyncio.get_running_loop().create_task(finish())
 

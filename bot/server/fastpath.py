@@ -32,7 +32,7 @@ from urllib.parse import unquote_plus
 from aiohttp.http import SERVER_SOFTWARE
 
 from bot.server.batch import Pending, answer_batch
-from bot.webhook.pipeline import TEXT, Answer, Bot
+from bot.webhook.pipeline import TEXT, Answer, Services
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class FastServer:
 
     def __init__(
         self,
-        bot: Bot,
+        services: Services,
         fallback: Fallback,
         *,
         path: str,
@@ -110,7 +110,7 @@ class FastServer:
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
-        self.bot = bot
+        self.services = services
         self.fallback = fallback
         self.path = path
         self.raw_path = path.encode("ascii")
@@ -184,7 +184,7 @@ class FastServer:
         del pending[:limit]
         self._batching = True
         try:
-            answer_batch(self.bot, self.path, batch, parse_query)
+            answer_batch(self.services, self.path, batch, parse_query)
         except Exception:  # each push's failures are its own: this would be a bug in the batch
             log.exception("POST %s: unexpected failure in a batch", self.path)
             for pending_push in batch:

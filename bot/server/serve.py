@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.config import Config
 from bot.server.fastpath import FastServer
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import BOT
+from bot.webhook.pipeline import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
         if config.fast_path:
             assert runner.server is not None
             fast = FastServer(
-                app[BOT], runner.server, path=config.webhook_path, max_body=config.max_body_bytes
+                app[SERVICES],
+                runner.server,
+                path=config.webhook_path,
+                max_body=config.max_body_bytes,
             )
             await fast.start(config.host, config.port)
         else:

@@ -22,7 +22,7 @@ from bot.storage import open_storage
 from bot.storage.memory import MemoryStorage
 from bot.webhook.delivery import LateDelivery
 from bot.webhook.ledger import SUCCESS, ReplyLedger
-from bot.webhook.pipeline import BOT, Bot, handshake, receive
+from bot.webhook.pipeline import SERVICES, Services, handshake, receive
 from bot.webhook.replay import ReplayGuard
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.messages import Message
@@ -40,12 +40,12 @@ def create_app(config: Config) -> web.Application:
     app[_STARTED] = time.time()
 
     async def services(app: web.Application) -> AsyncIterator[None]:
-        bot, session = await _open(config, router.routes())
-        app[BOT] = bot
+        services, session = await _open(config, router.routes())
+        app[SERVICES] = services
         try:
             yield
         finally:
-            await _close(bot, session)
+            await _close(services, session)
 
     app.cleanup_ctx.append(services)
     app.router.add_get(config.webhook_path, handshake)
@@ -55,7 +55,7 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.ClientSession]:
+async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aiohttp.ClientSession]:
     metrics = Metrics()
     storage = await open_storage(
         redis_url=config.redis_url or None,
@@ -115,7 +115,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.C
             config.encoding_aes_key, config.app_id, config.encoding_aes_key_previous or None
         )
     metrics.in_flight.set_function(lambda: len(ledger.running))
-    bot = Bot(
+    services = Services(
         config=config,
         storage=storage,
         api=api,
@@ -132,13 +132,13 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Bot, aiohttp.C
         crypto=crypto,
         metrics=metrics,
     )
-    return bot, session
+    return services, session
 
 
-async def _close(bot: Bot, session: aiohttp.ClientSession) -> None:
+async def _close(services: Services, session: aiohttp.ClientSession) -> None:
     """Finish in-flight handlers and late deliveries within the grace period, then close."""
-    grace_ends = time.monotonic() + bot.config.shutdown_grace
-    running = set(bot.ledger.running)
+    grace_ends = time.monotonic() + services.config.shutdown_grace
+    running = set(services.ledger.running)
     if running:
         log.info("waiting for %d running handler(s)", len(running))
         _, left = await asyncio.wait(running, timeout=max(0.0, grace_ends - time.monotonic()))
@@ -149,25 +149,25 @@ async def _close(bot: Bot, session: aiohttp.ClientSession) -> None:
                 "%d handler(s) still running at the end of the grace period: cancelled", len(left)
             )
     await asyncio.sleep(0)  # let completion callbacks schedule their deliveries
-    pending = len(bot.delivery.pending)
+    pending = len(services.delivery.pending)
     if pending:
         log.info("waiting for %d late delivery(ies)", pending)
-    unfinished = await bot.delivery.drain(max(0.0, grace_ends - time.monotonic()))
+    unfinished = await services.delivery.drain(max(0.0, grace_ends - time.monotonic()))
     if unfinished:
         log.error("%d late delivery(ies) unfinished at the end of the grace period", unfinished)
-    await bot.profiles.close()
+    await services.profiles.close()
     await session.close()
-    await bot.storage.close()
+    await services.storage.close()
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: 200 with a little JSON."""
-    bot = request.app.get(BOT)
-    degraded = bool(getattr(bot.storage, "is_degraded", False)) if bot else False
-    if degraded and bot is not None:
+    services = request.app.get(SERVICES)
+    degraded = bool(getattr(services.storage, "is_degraded", False)) if services else False
+    if degraded and services is not None:
         # the fallback probes Redis (bounded), so a recovery shows without traffic
-        await bot.storage.ping()
-        degraded = bool(getattr(bot.storage, "is_degraded", False))
+        await services.storage.ping()
+        degraded = bool(getattr(services.storage, "is_degraded", False))
     return web.json_response(
         {
             "status": "ok",
@@ -179,6 +179,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    bot = request.app[BOT]
-    body = bot.metrics.render()
+    services = request.app[SERVICES]
+    body = services.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class Bot:
+class Services:
     """Everything the webhook needs, opened once per app."""
 
     config: Config
@@ -55,7 +55,7 @@ class Bot:
         return not self.config.redis_url
 
 
-BOT = web.AppKey("bot", Bot)
+SERVICES = web.AppKey("services", Services)
 
 TEXT = "text/plain"
 XML = "application/xml"
@@ -66,9 +66,9 @@ Answer = tuple[int, str, str]
 _SUCCESS_ANSWER: Answer = (200, TEXT, SUCCESS)
 
 
-def refuse(bot: Bot, status: int, reason: str, method: str, path: str) -> Answer:
+def refuse(services: Services, status: int, reason: str, method: str, path: str) -> Answer:
     """A push's 4xx answer with its reason; logged and counted."""
-    bot.metrics.count_request("-", f"rejected_{status}")
+    services.metrics.count_request("-", f"rejected_{status}")
     return _refusal(status, reason, method, path)
 
 
@@ -77,7 +77,7 @@ def _refusal(status: int, reason: str, method: str, path: str) -> Answer:
     return status, TEXT, reason + "\n"
 
 
-def check_query(bot: Bot, q: Mapping[str, str], method: str, path: str) -> Answer | None:
+def check_query(services: Services, q: Mapping[str, str], method: str, path: str) -> Answer | None:
     """The refusal for a push whose query is unsigned or wrongly signed; None when it holds.
 
     Checked before the body is read, so an unsigned request never costs a body read.
@@ -86,16 +86,16 @@ def check_query(bot: Bot, q: Mapping[str, str], method: str, path: str) -> Answe
     timestamp = q.get("timestamp")
     nonce = q.get("nonce")
     if not signature:
-        return refuse(bot, 403, "missing signature", method, path)
+        return refuse(services, 403, "missing signature", method, path)
     if not (timestamp and nonce):
-        return refuse(bot, 400, "missing timestamp or nonce", method, path)
-    if not verify_signature(bot.config.token, timestamp, nonce, signature):
-        return refuse(bot, 403, "invalid signature", method, path)
+        return refuse(services, 400, "missing timestamp or nonce", method, path)
+    if not verify_signature(services.config.token, timestamp, nonce, signature):
+        return refuse(services, 403, "invalid signature", method, path)
     return None
 
 
 async def handle_push(
-    bot: Bot, q: Mapping[str, str], body: bytes, method: str, path: str, started: float
+    services: Services, q: Mapping[str, str], body: bytes, method: str, path: str, started: float
 ) -> Answer:
     """One signed push (`check_query` passed): replay check, parse, dedup, route, render.
 
@@ -103,16 +103,16 @@ async def handle_push(
     arrival (the log line's latency). The steps are also public one by one (`admit`,
     `answer_message`, `conclude`): `bot.server.batch` runs each over a batch of pushes.
     """
-    deadline = time.monotonic() + bot.config.reply_budget
-    replay = bot.replay
+    deadline = time.monotonic() + services.config.reply_budget
+    replay = services.replay
     if replay.local:
         verdict = replay.check_now(q["timestamp"], q["nonce"], body)
     else:
         verdict = await replay.check(q["timestamp"], q["nonce"], body)
-    admitted = admit(bot, q, body, verdict, deadline, method, path)
+    admitted = admit(services, q, body, verdict, deadline, method, path)
     if not isinstance(admitted, Admitted):
         return admitted
-    return conclude(bot, admitted, await answer_message(bot, admitted), started)
+    return conclude(services, admitted, await answer_message(services, admitted), started)
 
 
 class Admitted(NamedTuple):
@@ -128,7 +128,7 @@ Replied = tuple[str, str | None, str]
 
 
 def admit(
-    bot: Bot,
+    services: Services,
     q: Mapping[str, str],
     body: bytes,
     verdict: ReplayVerdict,
@@ -138,49 +138,49 @@ def admit(
 ) -> Admitted | Answer:
     """After the replay guard's `verdict`: the admitted message, or the push's refusal."""
     if verdict is ReplayVerdict.STALE:
-        return refuse(bot, 403, "timestamp outside the accepted window", method, path)
+        return refuse(services, 403, "timestamp outside the accepted window", method, path)
     if verdict is ReplayVerdict.REPLAYED:
-        return refuse(bot, 403, "nonce already used", method, path)
+        return refuse(services, 403, "nonce already used", method, path)
     # The mode follows each request: only encrypt_type=aes asks for an encrypted answer
     encrypt_type = q.get("encrypt_type")
     encrypted_reply = encrypt_type is not None and encrypt_type.lower() == "aes"
     try:
-        if bot.config.safe_mode_only and not encrypted_reply:
+        if services.config.safe_mode_only and not encrypted_reply:
             raise _Refusal(403, "plaintext requests are refused in safe mode")
         fields = parse_body(body)
-        if "Encrypt" in fields and bot.crypto is not None:
-            fields = _decrypt(bot, fields, q["timestamp"], q["nonce"], q.get("msg_signature"))
+        if "Encrypt" in fields and services.crypto is not None:
+            fields = _decrypt(services, fields, q["timestamp"], q["nonce"], q.get("msg_signature"))
         elif encrypted_reply:
             raise _Refusal(
                 400,
                 "encrypted request but no EncodingAESKey is configured"
-                if bot.crypto is None
+                if services.crypto is None
                 else "encrypted request without Encrypt",
             )
         return Admitted(parse_message(fields), encrypted_reply, deadline)
     except _Refusal as refusal:
-        return refuse(bot, refusal.status, refusal.reason, method, path)
+        return refuse(services, refusal.status, refusal.reason, method, path)
     except (BodyError, MessageError) as exc:
-        return refuse(bot, 400, f"bad message: {exc.reason}", method, path)
+        return refuse(services, 400, f"bad message: {exc.reason}", method, path)
 
 
-async def answer_message(bot: Bot, admitted: Admitted) -> Replied:
+async def answer_message(services: Services, admitted: Admitted) -> Replied:
     """Run an admitted message through the ledger and its handler; never raises."""
     try:
-        return await _answer(bot, admitted.msg, admitted.deadline)
+        return await _answer(services, admitted.msg, admitted.deadline)
     except Exception:
         key = admitted.msg.dedup_key
         log.exception("message %s: unexpected failure; answering success", key)
         return SUCCESS, None, "error"
 
 
-def conclude(bot: Bot, admitted: Admitted, replied: Replied, started: float) -> Answer:
+def conclude(services: Services, admitted: Admitted, replied: Replied, started: float) -> Answer:
     """Count and log the message, and give its HTTP answer (encrypted when it asked)."""
     msg = admitted.msg
     answer_body, handler, outcome = replied
     # Label by known types only, so metrics stay bounded whatever MsgType arrives.
     kind = "unknown" if isinstance(msg, UnknownMessage) else msg.msg_type
-    bot.metrics.count_request(kind, outcome)
+    services.metrics.count_request(kind, outcome)
     log_message(
         msg_id=msg.msg_id or msg.dedup_key,
         msg_type=msg.msg_type,
@@ -190,8 +190,8 @@ def conclude(bot: Bot, admitted: Admitted, replied: Replied, started: float) -> 
     )
     if answer_body == SUCCESS:
         return _SUCCESS_ANSWER
-    if admitted.encrypted_reply and bot.crypto is not None:
-        answer_body = bot.crypto.encrypt_reply(answer_body, bot.config.token)
+    if admitted.encrypted_reply and services.crypto is not None:
+        answer_body = services.crypto.encrypt_reply(answer_body, services.config.token)
     return 200, XML, answer_body
 
 
@@ -202,7 +202,7 @@ def _response(answer: Answer) -> web.Response:
 
 async def handshake(request: web.Request) -> web.Response:
     """GET: the server-URL check; echo `echostr` when the signature holds."""
-    bot = request.app[BOT]
+    services = request.app[SERVICES]
     q = request.query
     signature, timestamp, nonce, echostr = (
         q.get("signature"),
@@ -212,7 +212,7 @@ async def handshake(request: web.Request) -> web.Response:
     )
     if not (signature and timestamp and nonce and echostr):
         return _handshake_refused(400, "missing signature, timestamp, nonce or echostr", request)
-    if not verify_signature(bot.config.token, timestamp, nonce, signature):
+    if not verify_signature(services.config.token, timestamp, nonce, signature):
         return _handshake_refused(403, "invalid signature", request)
     return web.Response(text=echostr, content_type=TEXT)
 
@@ -224,17 +224,17 @@ def _handshake_refused(status: int, reason: str, request: web.Request) -> web.Re
 async def receive(request: web.Request) -> web.Response:
     """POST: one pushed message or event (through aiohttp; `bot.server.fastpath` serves it too)."""
     started = time.perf_counter()
-    bot = request.app[BOT]
+    services = request.app[SERVICES]
     q = request.query
-    refusal = check_query(bot, q, request.method, request.path)
+    refusal = check_query(services, q, request.method, request.path)
     if refusal is not None:
         return _response(refusal)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        reason = f"body over {bot.config.max_body_bytes} bytes"
-        return _response(refuse(bot, 413, reason, request.method, request.path))
-    return _response(await handle_push(bot, q, body, request.method, request.path, started))
+        reason = f"body over {services.config.max_body_bytes} bytes"
+        return _response(refuse(services, 413, reason, request.method, request.path))
+    return _response(await handle_push(services, q, body, request.method, request.path, started))
 
 
 class _Refusal(Exception):
@@ -245,24 +245,24 @@ class _Refusal(Exception):
 
 
 def _decrypt(
-    bot: Bot,
+    services: Services,
     fields: dict[str, object],
     timestamp: str,
     nonce: str,
     msg_signature: str | None,
 ) -> dict[str, object]:
     """The decrypted message fields; the encrypted part is authoritative (compatible mode too)."""
-    assert bot.crypto is not None
+    assert services.crypto is not None
     encrypt = fields.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise _Refusal(400, "empty Encrypt")
     # Always verified first (whatever encrypt_type says), so decryption is never an oracle
     if msg_signature is None:
         raise _Refusal(403, "missing msg_signature")
-    if not verify_msg_signature(bot.config.token, timestamp, nonce, encrypt, msg_signature):
+    if not verify_msg_signature(services.config.token, timestamp, nonce, encrypt, msg_signature):
         raise _Refusal(403, "invalid msg_signature")
     try:
-        plain = bot.crypto.decrypt(encrypt)
+        plain = services.crypto.decrypt(encrypt)
     except AppIdMismatch:
         raise _Refusal(403, "message encrypted for another appid") from None
     except CryptoError as exc:
@@ -273,24 +273,24 @@ def _decrypt(
     return inner
 
 
-async def _answer(bot: Bot, msg: Message, deadline: float) -> Replied:
+async def _answer(services: Services, msg: Message, deadline: float) -> Replied:
     """Run the message through the ledger; returns (body, handler, outcome)."""
     ran: list[Outcome] = []
 
     async def produce() -> tuple[Message, Outcome]:
-        ctx = Context(msg, bot.config, bot.api, bot.followers, bot.profiles)
-        outcome = await bot.dispatcher.dispatch(msg, ctx)
+        ctx = Context(msg, services.config, services.api, services.followers, services.profiles)
+        outcome = await services.dispatcher.dispatch(msg, ctx)
         ran.append(outcome)
         return msg, outcome
 
     # handlers start in a task of their own, unless every route and the storage need none
-    needs_task = not (bot.dispatcher.task_free and bot.local)
-    answer = await bot.ledger.answer(msg.dedup_key, produce, deadline, needs_task=needs_task)
+    needs_task = not (services.dispatcher.task_free and services.local)
+    answer = await services.ledger.answer(msg.dedup_key, produce, deadline, needs_task=needs_task)
     if answer.duplicate:
-        bot.metrics.dedup_hits.inc()
+        services.metrics.dedup_hits.inc()
         return answer.body, None, "duplicate"
     if answer.late:
-        bot.metrics.budget_overruns.inc()
+        services.metrics.budget_overruns.inc()
         return answer.body, None, "late"
     outcome = ran[0] if ran else None
     handler = outcome.handler if outcome else None
