@@ -28,7 +28,7 @@ from bench.run import ACCOUNT_NAME, Check
 from bench.servers import free_port, get_text, read_status_kib, start_server
 from bot.config import Config, load_config
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import SERVICES, Services
+from bot.webhook.services import SERVICES, Services
 
 _WARMUP = 200  # requests before the "before" reading: lazy imports and first allocations
 

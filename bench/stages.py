@@ -33,7 +33,7 @@ from bot.logs import configure_logging, log_message
 from bot.routing.context import Context
 from bot.routing.dispatch import Outcome
 from bot.testing.fake_wechat import start_fake_wechat
-from bot.webhook.pipeline import SERVICES, Services
+from bot.webhook.services import SERVICES, Services
 from bot.wechat.messages import Message, parse_message
 from bot.wechat.replies import TextReply, max_articles_for, render_reply
 from bot.wechat.signature import verify_msg_signature, verify_signature

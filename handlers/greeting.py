@@ -15,7 +15,7 @@ from bot.followers.language import normalize_language
 from bot.storage.base import StorageUnavailable
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
-router = Router("greeting", task_free=True)
+router = Router("greeting")
 
 MAX_NAME_LENGTH = 32
 

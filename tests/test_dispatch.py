@@ -322,24 +322,3 @@ def test_load_router_module_without_router() -> None:
         str(info.value)
         == "config: handlers: module 'bot.wechat.signature' has no `router = Router()`"
     )
-
-
-def test_the_dispatcher_is_task_free_only_when_every_route_is() -> None:
-    free, plain = Router("free", task_free=True), Router("plain")
-
-    @free.text()
-    async def a(msg: Message, ctx: Context) -> str:
-        return "a"
-
-    @plain.text()
-    async def b(msg: Message, ctx: Context) -> str:
-        return "b"
-
-    root = Router("app")
-    root.include(free)
-    assert [r.task_free for r in root.routes()] == [True]
-    assert Dispatcher(list(root.routes())).task_free
-    root.include(plain)
-    assert [r.task_free for r in root.routes()] == [True, False]
-    assert not Dispatcher(list(root.routes())).task_free
-    assert not Dispatcher(list(plain.routes())).task_free

@@ -15,7 +15,7 @@ from bot.demo.terminal import SCRIPT
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import BotFactory, BotUnderTest
 from bot.testing.simulator import BotReply, next_msg_id
-from bot.webhook.pipeline import SERVICES
+from bot.webhook.services import SERVICES
 from handlers import menu, slow
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"

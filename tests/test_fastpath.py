@@ -43,7 +43,8 @@ from bot.testing.simulator import (
 )
 from bot.webhook import pipeline as webhook
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import SERVICES, Admitted, Answer, Services
+from bot.webhook.pipeline import Admitted, Answer
+from bot.webhook.services import SERVICES, Services
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.signature import sha1_signature
 

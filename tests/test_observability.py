@@ -30,7 +30,7 @@ from bot.testing.pytest_plugin import (
     BotUnderTest,
 )
 from bot.testing.simulator import Mode, text_fields
-from bot.webhook.pipeline import SERVICES
+from bot.webhook.services import SERVICES
 
 router = Router("observability")
 HANDLERS = ["test_observability", "handlers.greeting"]

@@ -36,7 +36,6 @@ class Dispatcher:
         observe: Callable[[str, float, bool], None] | None = None,
     ) -> None:
         self._routes = tuple(routes)
-        self.task_free = all(route.task_free for route in self._routes)
         self._by_type: dict[str, tuple[Route, ...]] = {}
         self._observe = observe
 

@@ -56,7 +56,6 @@ class Route:
     matcher: Matcher | None
     filters: tuple[Filter, ...]
     name: str = ""  # the handler's qualified name, for logs and metrics
-    task_free: bool = False  # see Router
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -82,15 +81,8 @@ class Route:
 class Router:
     """A registry of handlers; include routers into routers to compose an application."""
 
-    def __init__(self, name: str = "", *, task_free: bool = False) -> None:
-        """`task_free=True` promises that this router's handlers, up to their first real wait,
-        never ask for their task (`asyncio.current_task`, `asyncio.timeout`, task groups, an
-        aiohttp client call) nor set context variables. On Python 3.11 a message whose every
-        route is task-free then runs without a task of its own (about 5 µs less per message);
-        3.12+ starts tasks eagerly anyway. Leave it False when unsure: the default is always
-        right."""
+    def __init__(self, name: str = "") -> None:
         self.name = name
-        self.task_free = task_free
         self._entries: list[Route | Router] = []
 
     def text(
@@ -147,7 +139,7 @@ class Router:
         self, msg_type: str | None, matcher: Matcher | None, filters: tuple[Filter, ...]
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
-            route = Route(handler, msg_type, matcher, filters, task_free=self.task_free)
+            route = Route(handler, msg_type, matcher, filters)
             self._entries.append(route)
             return handler
 

@@ -1,15 +1,14 @@
 """The fast path's pushes answered step by step: each step over every push of a batch in turn.
 
 `bot.server.fastpath` queues the pushes it reads and hands them here in arrival order, a few
-at a time (at most one per connection). Each step of `bot.webhook.pipeline.handle_push` then
-runs over the whole batch before the next begins: query and signature; replay guard, parsing
-and decryption; the
-handlers; metrics, the log line and the reply's encryption. Every push gets exactly the answer
-`handle_push` would give it; only the interleaving differs.
+at a time (at most one per connection). The steps of `bot.webhook.pipeline` then run each over
+the whole batch before the next begins: query and signature; replay guard, parsing and
+decryption; the handlers; metrics, the log line and the reply's encryption. Every push gets
+exactly the answer `handle_push` would give it; only the interleaving differs.
 
-Why (README "Performance"): a push's path is long and made of many small steps. Run push after
-push, each step finds its code and data pushed out of the CPU's caches by the others; run step
-by step, each runs warm. In process, a safe-mode push took ~20 % less time this way.
+Why: a push's path is long and made of many small steps. Run push after push, each step finds
+its code and data pushed out of the CPU's caches by the others; run step by step, each runs
+warm (bench/README.md has the measurements).
 """
 
 from __future__ import annotations
@@ -17,21 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
-from bot.server.eager import start_eagerly, start_task
 from bot.webhook.pipeline import (
     Admitted,
     Answer,
     Replied,
-    Services,
     admit,
     answer_message,
     check_query,
     conclude,
     handle_push,
 )
+from bot.webhook.services import Services
 
 __all__ = ["Asker", "Pending", "answer_batch"]
 
@@ -62,6 +60,26 @@ class Pending(NamedTuple):
     started: float  # time.perf_counter() at arrival
 
 
+class _Signed(NamedTuple):
+    asker: Asker
+    query: dict[str, str]
+    body: bytes
+    started: float
+
+
+class _Checked(NamedTuple):
+    asker: Asker
+    admitted: Admitted
+    started: float
+
+
+class _Ready(NamedTuple):
+    asker: Asker
+    admitted: Admitted
+    replied: Replied
+    started: float
+
+
 def answer_batch(
     services: Services,
     path: str,
@@ -70,80 +88,73 @@ def answer_batch(
 ) -> None:
     """Answer every push of `batch`, each step over all of them before the next step."""
     # 1. the query and its signature: an unsigned push costs nothing more
-    signed: list[tuple[Asker, dict[str, str], bytes, float]] = []
+    signed: list[_Signed] = []
     for asker, raw_query, body, started in batch:
         try:
             query = parse_query(raw_query)
-            refusal = check_query(services, query, _METHOD, path)
+            refused = check_query(services, query, _METHOD, path)
         except Exception:
             _failed(asker, path)
             continue
-        if refusal is None:
-            signed.append((asker, query, body, started))
+        if refused is None:
+            signed.append(_Signed(asker, query, body, started))
         else:
-            asker.respond(refusal)
+            asker.respond(refused)
     if not services.local:  # the replay guard and the ledger talk to Redis: a task each
         for asker, query, body, started in signed:
-            _start(asker, handle_push(services, query, body, _METHOD, path, started), path)
+            _follow(asker, handle_push(services, query, body, _METHOD, path, started), path)
         return
     # 2. replay guard, parse, decrypt
     deadline = time.monotonic() + services.config.reply_budget
     replay = services.replay
-    admitted: list[tuple[Asker, Admitted, float]] = []
+    checked: list[_Checked] = []
     for asker, query, body, started in signed:
         try:
             verdict = replay.check_now(query["timestamp"], query["nonce"], body)
-            checked = admit(services, query, body, verdict, deadline, _METHOD, path)
+            admitted = admit(services, query, body, verdict, deadline, _METHOD, path)
         except Exception:
             _failed(asker, path)
             continue
-        if isinstance(checked, Admitted):
-            admitted.append((asker, checked, started))
+        if isinstance(admitted, Admitted):
+            checked.append(_Checked(asker, admitted, started))
         else:
-            asker.respond(checked)
+            asker.respond(admitted)
     # 3. the handlers, through the reply ledger
-    replied: list[tuple[Asker, Admitted, Replied, float]] = []
-    for asker, message, started in admitted:
+    ready: list[_Ready] = []
+    for asker, admitted, started in checked:
         try:
-            step = start_eagerly(answer_message(services, message))
+            replied = answer_message(services, admitted)
         except Exception:
             _failed(asker, path)
             continue
-        if step.task is None:
-            assert step.value is not None
-            replied.append((asker, message, step.value, started))
+        if isinstance(replied, Replied):
+            ready.append(_Ready(asker, admitted, replied, started))
         else:
-            asker.follow(_later(services, message, step.task, started))
+            _follow(asker, _conclude_later(services, admitted, replied, started), path)
     # 4. metrics, the log line, the reply's encryption
-    for asker, message, reply, started in replied:
+    for asker, admitted, replied, started in ready:
         try:
-            answer = conclude(services, message, reply, started)
+            answer = conclude(services, admitted, replied, started)
         except Exception:
             _failed(asker, path)
             continue
         asker.respond(answer)
 
 
-def _start(asker: Asker, push: Coroutine[Any, Any, Answer], path: str) -> None:
+async def _conclude_later(
+    services: Services, admitted: Admitted, replied: Awaitable[Replied], started: float
+) -> Answer:
+    return conclude(services, admitted, await replied, started)
+
+
+def _follow(asker: Asker, push: Coroutine[Any, Any, Answer], path: str) -> None:
     try:
-        step = start_task(push)
+        task = asyncio.get_running_loop().create_task(push)
     except Exception:
+        push.close()
         _failed(asker, path)
         return
-    if step.task is None:
-        assert step.value is not None
-        asker.respond(step.value)
-    else:
-        asker.follow(step.task)
-
-
-def _later(
-    services: Services, message: Admitted, replying: asyncio.Task[Replied], started: float
-) -> asyncio.Task[Answer]:
-    async def finish() -> Answer:
-        return conclude(services, message, await replying, started)
-
-    return asyncio.get_running_loop().create_task(finish())
+    asker.follow(task)
 
 
 def _failed(asker: Asker, path: str) -> None:

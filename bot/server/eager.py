@@ -1,16 +1,11 @@
-"""Run a coroutine's first step at once, so work that never waits costs no trip round the loop.
+"""Eager handler start on Python 3.11, which asyncio gives only from 3.12 (`eager_start`).
 
-Most pushes never wait for anything (the profile and the preferences are cached), and a task
-that is scheduled, stepped on the next loop iteration and then awaited would cost more than the
-handler itself. Two ways to start a coroutine at once:
-
-* `start_task` runs it inside its own task from the first step: `asyncio.current_task()`,
-  `asyncio.timeout()`, task groups and context variables behave exactly as in any task. Python
-  3.12+ does this itself (`eager_start=True`); on 3.11 the task is made first and entered for
-  the first step with asyncio's own `_enter_task`/`_leave_task` (what 3.12's eager start does).
-  Handlers always start this way.
-* `start_eagerly` steps it with no task at all: only for our own code that never asks for its
-  task (the push pipeline when nothing is shared); if it suspends, a task carries on.
+The reply ledger starts each handler in a task of its own (`bot.webhook.ledger.start_task`):
+on 3.12+ eagerly, so a handler that never waits is done before its push's next step and costs
+no trip round the event loop. 3.11 has no eager tasks; `start_task_eagerly` does what 3.12's
+eager start does, with asyncio's private `_enter_task`/`_leave_task`. It lives here, in the
+optional speed layer, behind this one function: without it 3.11 starts handlers lazily, which
+is correct, one loop iteration later.
 """
 
 from __future__ import annotations
@@ -21,54 +16,29 @@ import sys
 from collections.abc import Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
+from bot.webhook.ledger import Starter, start_task
+
 T = TypeVar("T")
 
-_NATIVE_EAGER = sys.version_info >= (3, 12)
-if not _NATIVE_EAGER:  # pragma: no branch - one of the two per interpreter
-    from asyncio.tasks import _enter_task, _leave_task
+__all__ = ["eager_starter"]
 
 
-class Started(Generic[T]):
-    """A coroutine after its first step: finished (`task` is None) or running in `task`."""
-
-    __slots__ = ("task", "value")
-
-    def __init__(self, task: asyncio.Task[T] | None, value: T | None) -> None:
-        self.task = task
-        self.value = value
+def eager_starter() -> Starter[Any]:
+    """How handlers start eagerly on this interpreter."""
+    return start_task if sys.version_info >= (3, 12) else _start_task_eagerly_311
 
 
-def start(coro: Coroutine[Any, Any, T], *, needs_task: bool = True) -> Started[T]:
-    """`start_task`; `start_eagerly` for a coroutine that needs no task, where tasks cannot
-    start eagerly by themselves (3.11: on 3.12+ `asyncio.wait_for` itself wants a task)."""
-    if needs_task or _NATIVE_EAGER:
-        return start_task(coro)
-    return start_eagerly(coro)
+def _start_task_eagerly_311(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """`coro`'s first step now, inside a task of its own (3.11: what 3.12's `eager_start` does).
 
-
-def start_eagerly(coro: Coroutine[Any, Any, T]) -> Started[T]:
-    """Step `coro` now, outside any task; exceptions of that step propagate to the caller."""
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return Started(None, stop.value)
-    return Started(asyncio.get_running_loop().create_task(_Resume(coro, yielded).run()), None)
-
-
-def start_task(coro: Coroutine[Any, Any, T]) -> Started[T]:
-    """Step `coro` now inside a task of its own; exceptions of that step propagate to the caller.
-
-    A coroutine that finishes in its first step gives `Started(None, value)`; its task (on
-    3.11) then ends on the next loop iteration without running anything.
+    A coroutine that finishes (or raises) in its first step gives a done future; the task made
+    for that step then ends on the next loop iteration without running anything.
     """
+    from asyncio.tasks import _enter_task, _leave_task  # private: 3.11 has no public way
+
     loop = asyncio.get_running_loop()
-    if _NATIVE_EAGER:
-        task: asyncio.Task[T] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-        if task.done():
-            return Started(None, task.result())
-        return Started(task, None)
     context = contextvars.copy_context()
-    resume: _Resume[T] = _Resume(coro, None)
+    resume: _Resume[T] = _Resume(coro)
     task = loop.create_task(resume.run(), context=context)
     current = asyncio.current_task(loop)
     if current is not None:
@@ -78,35 +48,39 @@ def start_task(coro: Coroutine[Any, Any, T]) -> Started[T]:
         resume.yielded = context.run(coro.send, None)
     except StopIteration as stop:
         resume.finished = True
-        resume.value = stop.value
-        return Started(None, stop.value)
-    except BaseException:
-        resume.finished = True  # the caller gets the exception; the task ends quietly
-        raise
+        done: asyncio.Future[T] = loop.create_future()
+        done.set_result(stop.value)
+        return done
+    except BaseException as exc:
+        resume.finished = True  # the task ends quietly; the future carries the exception
+        if not isinstance(exc, Exception):
+            raise
+        failed: asyncio.Future[T] = loop.create_future()
+        failed.set_exception(exc)
+        return failed
     finally:
         _leave_task(loop, task)
         if current is not None:
             _enter_task(loop, current)
-    return Started(task, None)
+    return task
 
 
 class _Resume(Generic[T]):
     """Carries on a coroutine that has made its first step; its task re-yields what it yielded.
 
-    `finished`: the first step already ended the coroutine (the task just returns `value`).
+    `finished`: the first step already ended the coroutine (the task has nothing to do).
     """
 
-    __slots__ = ("coro", "finished", "value", "yielded")
+    __slots__ = ("coro", "finished", "yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], yielded: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
         self.coro = coro
-        self.yielded = yielded
+        self.yielded: Any = None
         self.finished = False
-        self.value: T | None = None
 
     async def run(self) -> T:
         if self.finished:
-            return self.value  # type: ignore[return-value]
+            return None  # type: ignore[return-value]  # nobody reads this task's result
         return await self
 
     def __await__(self) -> Generator[Any, Any, T]:
@@ -126,24 +100,3 @@ class _Resume(Generic[T]):
             except StopIteration as stop:
                 result = stop.value
                 return result
-
-
-async def wait_until(task: asyncio.Future[Any], seconds: float) -> bool:
-    """Wait up to `seconds` for `task`; True when it is done (never cancels it)."""
-    if task.done():
-        return True
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    task.add_done_callback(wake)
-    timer = loop.call_later(max(0.0, seconds), wake, None)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        task.remove_done_callback(wake)
-    return task.done()

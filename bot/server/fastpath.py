@@ -32,7 +32,8 @@ from urllib.parse import unquote_plus
 from aiohttp.http import SERVER_SOFTWARE
 
 from bot.server.batch import Pending, answer_batch
-from bot.webhook.pipeline import TEXT, Answer, Services
+from bot.webhook.pipeline import TEXT, Answer
+from bot.webhook.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +454,7 @@ class WebhookProtocol(asyncio.Protocol):
     def _fail(self) -> None:
         # Nothing a request carries gets here (handle_push contains its failures): a bug.
         self._close_after = True
-        self._write((500, TEXT, "internal error\n"))
+        self._write(Answer(500, TEXT, "internal error\n"))
 
     def _write(self, answer: Answer) -> None:
         transport = self._transport

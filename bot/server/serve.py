@@ -17,9 +17,10 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.config import Config
+from bot.server.eager import eager_starter
 from bot.server.fastpath import FastServer
 from bot.webhook.app import create_app
-from bot.webhook.pipeline import SERVICES
+from bot.webhook.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_grace
     )
     await runner.setup()
+    app[SERVICES].ledger.start = eager_starter()  # handlers that never wait cost no loop trip
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -15,29 +15,28 @@ from bot.client.api import WeChatAPI
 from bot.client.profiles import ProfileCache
 from bot.config import Config
 from bot.followers.store import FollowerStore
-from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.metrics import Metrics
 from bot.routing.dispatch import Dispatcher, Outcome, load_router
 from bot.routing.router import Route
 from bot.storage import open_storage
 from bot.storage.memory import MemoryStorage
 from bot.webhook.delivery import LateDelivery
 from bot.webhook.ledger import SUCCESS, ReplyLedger
-from bot.webhook.pipeline import SERVICES, Services, handshake, receive
 from bot.webhook.replay import ReplayGuard
+from bot.webhook.services import SERVICES, Services
+from bot.webhook.views import STARTED, handshake, healthz, metrics, receive
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.messages import Message
 from bot.wechat.replies import max_articles_for, render_reply
 
 log = logging.getLogger(__name__)
 
-_STARTED = web.AppKey("started", float)
-
 
 def create_app(config: Config) -> web.Application:
     """The bot as an aiohttp application; resources open on startup and close on cleanup."""
     router = load_router(config.handlers)  # import errors surface now, not on the first message
     app = web.Application(client_max_size=config.max_body_bytes)
-    app[_STARTED] = time.time()
+    app[STARTED] = time.time()
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         services, session = await _open(config, router.routes())
@@ -158,27 +157,3 @@ async def _close(services: Services, session: aiohttp.ClientSession) -> None:
     await services.profiles.close()
     await session.close()
     await services.storage.close()
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: 200 with a little JSON."""
-    services = request.app.get(SERVICES)
-    degraded = bool(getattr(services.storage, "is_degraded", False)) if services else False
-    if degraded and services is not None:
-        # the fallback probes Redis (bounded), so a recovery shows without traffic
-        await services.storage.ping()
-        degraded = bool(getattr(services.storage, "is_degraded", False))
-    return web.json_response(
-        {
-            "status": "ok",
-            "uptime_s": round(time.time() - request.app[_STARTED], 1),
-            "storage": "degraded" if degraded else "ok",
-        }
-    )
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
-    services = request.app[SERVICES]
-    body = services.metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

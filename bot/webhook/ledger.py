@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
-from bot.server.eager import Started, start, wait_until
 from bot.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,22 @@ T = TypeVar("T")
 _RUNNING = b"R"
 _DONE = b"D"
 _POLL_INTERVAL = 0.05
+
+Starter: TypeAlias = Callable[[Coroutine[Any, Any, T]], "asyncio.Future[T]"]
+"""Starts a handler's coroutine in a task of its own and gives its future (the task)."""
+
+
+def start_task(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """A task for `coro`; on 3.12+ started eagerly (its first step runs now, inside the task).
+
+    A handler that never waits is then done before this returns, and its answer costs no
+    trip round the event loop. 3.11 has no eager tasks: its task starts on the next iteration
+    (`bot.server` installs an eager starter of its own there).
+    """
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+    return loop.create_task(coro)
 
 
 class LedgerAnswer(NamedTuple):
@@ -50,7 +66,10 @@ _Entry = tuple[float, "str | asyncio.Future[str]"]
 
 
 class ReplyLedger(Generic[T]):
-    """The bounded table of recent messages and their answers."""
+    """The bounded table of recent messages and their answers.
+
+    `start` is how handlers are started (`start_task` unless a server installs another).
+    """
 
     def __init__(
         self,
@@ -69,30 +88,33 @@ class ReplyLedger(Generic[T]):
         self._shared = shared
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._running: set[asyncio.Task[T]] = set()
+        self._running: set[asyncio.Future[T]] = set()
         self._swept = clock()
+        self.start: Starter[T] = start_task
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
-    def running(self) -> set[asyncio.Task[T]]:
+    def running(self) -> set[asyncio.Future[T]]:
         """Handler tasks still running (graceful shutdown waits for them)."""
         return self._running
 
     async def answer(
-        self,
-        key: str,
-        produce: Callable[[], Coroutine[Any, Any, T]],
-        deadline: float,
-        *,
-        needs_task: bool = True,
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
     ) -> LedgerAnswer:
         """The passive answer for message `key`, running `produce` at most once per key.
 
-        `deadline` is on the ledger's clock: when the request's budget runs out. `produce`
-        starts in a task of its own unless `needs_task` is False (`bot.server.eager.start_eagerly`).
+        `deadline` is on the ledger's clock: when the request's budget runs out.
         """
+        begun = self.begin(key, produce, deadline)
+        return begun if isinstance(begun, LedgerAnswer) else await begun
+
+    def begin(
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
+    ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
+        """`answer`, given at once when it is known at once (a retry of an answered message, a
+        handler that finished in its first step), else as an awaitable to await in a task."""
         now = self._clock()
         entries = self._entries
         entry = entries.get(key)
@@ -101,77 +123,89 @@ class ReplyLedger(Generic[T]):
                 found = entry[1]
                 if isinstance(found, str):
                     return LedgerAnswer(found, True, False)
-                return LedgerAnswer(await self._wait(found, deadline), True, False)
+                return self._wait(found, deadline)
             del entries[key]  # expired: this is a new message with an old id
-        if self._shared is not None and not await self._claim(key):
+        if self._shared is not None:
+            return self._claim_and_run(key, produce, deadline)
+        return self._run(key, produce, deadline, now)
+
+    async def _claim_and_run(
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
+    ) -> LedgerAnswer:
+        if not await self._claim(key):
             return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
-        started: Started[T] | None
+        begun = self._run(key, produce, deadline, self._clock())
+        answer = begun if isinstance(begun, LedgerAnswer) else await begun
+        await self._publish(key, answer.body)
+        return answer
+
+    def _run(
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float, now: float
+    ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
         try:
-            started = start(produce(), needs_task=needs_task)
+            task = self.start(produce())
         except Exception:
             log.exception("message %s: could not produce a reply", key)
-            started = None
-        late = False
-        if started is None:
-            body = SUCCESS
-            self._remember(key, body, now)
-        elif started.task is None:
+            self._remember(key, SUCCESS, now)
+            return LedgerAnswer(SUCCESS, False, False)
+        if task.done():
             # Finished in its first step: nothing ran in between, so no retry can be waiting.
-            body = self._render_safely(key, started.value)
+            body = self._body_of(key, task)
             self._remember(key, body, now)
-        else:
-            answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            self._remember(key, answer, now)
-            task = started.task
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-            try:
-                done = await wait_until(task, deadline - self._clock())
-            except asyncio.CancelledError:
-                # The request went away (shutdown): the handler's reply still goes out late.
-                task.add_done_callback(self._deliver_late)
-                answer.set_result(SUCCESS)
-                if self._shared is not None:
-                    await asyncio.shield(self._publish(key, SUCCESS))
-                raise
-            late = not done
-            if late:
-                body = SUCCESS
-                task.add_done_callback(self._deliver_late)
-            elif task.exception() is not None:
-                log.error("message %s: could not produce a reply", key, exc_info=task.exception())
-                body = SUCCESS
-            else:
-                body = self._render_safely(key, task.result())
-            answer.set_result(body)
-        if self._shared is not None:
-            await self._publish(key, body)
-        return LedgerAnswer(body, False, late)
+            return LedgerAnswer(body, False, False)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._remember(key, answer, now)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return self._finish(key, task, answer, deadline)
+
+    async def _finish(
+        self, key: str, task: asyncio.Future[T], answer: asyncio.Future[str], deadline: float
+    ) -> LedgerAnswer:
+        try:
+            done = await wait_until(task, deadline - self._clock())
+        except asyncio.CancelledError:
+            # The request went away (shutdown): the handler's reply still goes out late.
+            task.add_done_callback(self._deliver_late)
+            answer.set_result(SUCCESS)
+            if self._shared is not None:
+                await asyncio.shield(self._publish(key, SUCCESS))
+            raise
+        if not done:
+            task.add_done_callback(self._deliver_late)
+            answer.set_result(SUCCESS)
+            return LedgerAnswer(SUCCESS, False, True)
+        body = self._body_of(key, task)
+        answer.set_result(body)
+        return LedgerAnswer(body, False, False)
+
+    def _body_of(self, key: str, task: asyncio.Future[T]) -> str:
+        """The rendered reply of a finished handler; SUCCESS when it failed."""
+        if task.cancelled() or task.exception() is not None:
+            exc = None if task.cancelled() else task.exception()
+            log.error("message %s: could not produce a reply", key, exc_info=exc)
+            return SUCCESS
+        try:
+            return self._render(task.result())
+        except Exception:
+            log.exception("message %s: could not produce a reply", key)
+            return SUCCESS
 
     def _remember(self, key: str, answer: str | asyncio.Future[str], now: float) -> None:
         self._entries[key] = (now + self._ttl, answer)
         self._evict(now)
 
-    def _render_safely(self, key: str, result: T | None) -> str:
-        try:
-            return self._render(result)  # type: ignore[arg-type]
-        except Exception:
-            log.exception("message %s: could not produce a reply", key)
-            return SUCCESS
-
-    def _deliver_late(self, task: asyncio.Task[T]) -> None:
+    def _deliver_late(self, task: asyncio.Future[T]) -> None:
         if task.cancelled():
             log.warning("a late handler was cancelled; its reply is lost")
             return
         if task.exception() is None:
             self._on_late(task.result())
 
-    async def _wait(self, answer: asyncio.Future[str], deadline: float) -> str:
-        timeout = max(0.0, deadline - self._clock())
-        try:
-            return await asyncio.wait_for(asyncio.shield(answer), timeout)
-        except TimeoutError:
-            return SUCCESS
+    async def _wait(self, answer: asyncio.Future[str], deadline: float) -> LedgerAnswer:
+        """A retry while the first try's handler runs: its answer, or SUCCESS at our budget."""
+        done = await wait_until(answer, deadline - self._clock())
+        return LedgerAnswer(answer.result() if done else SUCCESS, True, False)
 
     async def _claim(self, key: str) -> bool:
         assert self._shared is not None
@@ -212,3 +246,28 @@ class ReplyLedger(Generic[T]):
                 del entries[oldest_key]
             else:
                 break
+
+
+async def wait_until(future: asyncio.Future[Any], seconds: float) -> bool:
+    """Wait up to `seconds` for `future`; True when it is done (never cancels it).
+
+    A timer and a callback rather than `asyncio.wait_for`, which cancels what it waits for
+    and (3.12+) must run inside a task.
+    """
+    if future.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    future.add_done_callback(wake)
+    timer = loop.call_later(max(0.0, seconds), wake, None)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
+    return future.done()
