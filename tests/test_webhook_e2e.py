@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
+import zlib
 from typing import Any
 
 import pytest
@@ -384,3 +386,20 @@ async def test_concurrent_bad_requests_never_produce_a_500(wechat_bot: BotFactor
         )
     )
     assert all(400 <= status < 500 for status, _ in results)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "GZIP"])
+@pytest.mark.parametrize("valid", [True, False])
+async def test_a_compressed_push_is_400_not_500(
+    wechat_bot: BotFactory, encoding: str, valid: bool
+) -> None:
+    bot = await wechat_bot()
+    params, plain = _signed(bot, build_xml(text_fields("o_a", "hi")))
+    packed = gzip.compress(plain) if encoding.lower() == "gzip" else zlib.compress(plain)
+    async with bot.client.post(
+        bot.config.webhook_path,
+        params=params,
+        data=packed if valid else plain,  # not compressed at all: aiohttp cannot inflate it
+        headers={"Content-Encoding": encoding},
+    ) as resp:
+        assert (resp.status, await resp.text()) == (400, "compressed bodies are not accepted\n")
