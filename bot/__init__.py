@@ -6,9 +6,26 @@ Write handlers with `Router`; every handler has one signature:
 
 from __future__ import annotations
 
+from bot.followers.language import LANGUAGES, normalize_language
 from bot.routing.context import Context
 from bot.routing.router import SKIP, Router, Skip
-from bot.wechat.messages import Event, Message, TextMessage
+from bot.storage.base import StorageUnavailable
+from bot.wechat.messages import (
+    ClickEvent,
+    Event,
+    ImageMessage,
+    LinkMessage,
+    LocationEvent,
+    LocationMessage,
+    Message,
+    ScanEvent,
+    SubscribeEvent,
+    TextMessage,
+    UnsubscribeEvent,
+    VideoMessage,
+    ViewEvent,
+    VoiceMessage,
+)
 from bot.wechat.replies import (
     Article,
     ImageReply,
@@ -22,20 +39,34 @@ from bot.wechat.replies import (
 )
 
 __all__ = [
+    "LANGUAGES",
     "SKIP",
     "Article",
+    "ClickEvent",
     "Context",
     "Event",
+    "ImageMessage",
     "ImageReply",
+    "LinkMessage",
+    "LocationEvent",
+    "LocationMessage",
     "Message",
     "MusicReply",
     "NewsReply",
     "Reply",
     "Router",
+    "ScanEvent",
     "Skip",
+    "StorageUnavailable",
+    "SubscribeEvent",
     "TextMessage",
     "TextReply",
     "TransferCustomerServiceReply",
+    "UnsubscribeEvent",
+    "VideoMessage",
     "VideoReply",
+    "ViewEvent",
+    "VoiceMessage",
     "VoiceReply",
+    "normalize_language",
 ]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bot import SKIP, Context, Message, Router, Skip
-from bot.followers.language import normalize_language
-from bot.storage.base import StorageUnavailable
+from bot import SKIP, Context, Message, Router, Skip, StorageUnavailable, normalize_language
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
 router = Router("greeting")

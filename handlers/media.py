@@ -5,8 +5,7 @@ when the account has voice recognition turned on, so expect it to be empty).
 
 from __future__ import annotations
 
-from bot import Context, ImageReply, Message, Reply, Router
-from bot.wechat.messages import ImageMessage, VoiceMessage
+from bot import Context, ImageMessage, ImageReply, Message, Reply, Router, VoiceMessage
 
 router = Router("media")
 

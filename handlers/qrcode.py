@@ -5,9 +5,7 @@ source is kept in `ctx.state["source"]`. An unknown scene is SKIPped: the greeti
 
 from __future__ import annotations
 
-from bot import SKIP, Context, Message, Router, Skip
-from bot.storage.base import StorageUnavailable
-from bot.wechat.messages import ScanEvent, SubscribeEvent
+from bot import SKIP, Context, Message, Router, ScanEvent, Skip, StorageUnavailable, SubscribeEvent
 
 router = Router("qrcode")
 
