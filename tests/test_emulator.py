@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from bot import Article, Context, ImageReply, Message, NewsReply, Reply, Router
 from bot import TransferCustomerServiceReply as Transfer
-from bot.demo.terminal import DemoBot
+from bot.demo.session import DemoSession
 from bot.demo.web import (
     DEFAULT_MENU,
     create_emulator_app,
@@ -105,9 +105,9 @@ HANDLERS = ["test_emulator", "handlers.greeting"]
 Client = TestClient[Any, Any]
 
 
-def demo_of(bot: BotUnderTest) -> DemoBot:
-    """A DemoBot around a bot under test: same fake API, same signing simulator."""
-    return DemoBot(bot.fake, bot, bot.url)
+def demo_of(bot: BotUnderTest) -> DemoSession:
+    """A DemoSession around a bot under test: same fake API, same signing simulator."""
+    return DemoSession(bot.fake, bot, bot.url)
 
 
 @pytest.fixture
@@ -353,7 +353,7 @@ async def test_sends_are_signed_pushes_the_bot_verifies(
 ) -> None:
     """With the wrong server token the bot refuses: the emulator really goes through signing."""
     wrong = WeChatSimulator(bot.session, bot.url, token="not-the-token")
-    client = await aiohttp_client(create_emulator_app(DemoBot(bot.fake, wrong, bot.url)))
+    client = await aiohttp_client(create_emulator_app(DemoSession(bot.fake, wrong, bot.url)))
     status, body = await post(client, "/api/send", {"openid": "o_demo_wang", "text": "你好"})
     assert status == 200
     assert body == {"replies": [{"type": "error", "text": "HTTP 403: invalid signature"}]}
@@ -366,7 +366,7 @@ async def test_an_unreachable_bot_is_a_502(
 ) -> None:
     url = f"http://127.0.0.1:{unused_tcp_port}/wechat"
     gone = WeChatSimulator(bot.session, url, token="t")
-    client = await aiohttp_client(create_emulator_app(DemoBot(bot.fake, gone, url)))
+    client = await aiohttp_client(create_emulator_app(DemoSession(bot.fake, gone, url)))
     status, body = await post(client, "/api/send", {"openid": "o_demo_wang", "text": "你好"})
     assert status == 502
     assert body["error"].startswith("cannot reach the bot")

@@ -107,9 +107,7 @@ def test_only_bot_server_imports_the_speed_layer() -> None:
 
 
 def test_importing_everything_but_bot_server_leaves_the_fast_path_out() -> None:
-    others = sorted(
-        m for m in _graph() if not m.startswith("bot.server") and m != "bot.__main__"
-    )
+    others = sorted(m for m in _graph() if not m.startswith("bot.server") and m != "bot.__main__")
     script = (
         "import importlib, sys\n"
         f"for name in {others!r}: importlib.import_module(name)\n"

@@ -11,21 +11,21 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from bot.config import Config, load_config
+from bot.demo.session import (
+    DEMO_AES_KEY,
+    DEMO_APP_ID,
+    DEMO_SECRET,
+    DEMO_TOKEN,
+    DemoSession,
+)
 from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeWeChat, start_fake_wechat
 from bot.testing.simulator import BotReply, WeChatSimulator
 from bot.wechat.crypto import MessageCrypto
-
-DEMO_TOKEN = "demotoken"  # noqa: S105 -- the demo's own server token
-DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-DEMO_APP_ID = "wx_fake_app"
-DEMO_SECRET = "fake_secret"  # noqa: S105 -- the fake API's own credential
-DEMO_FOLLOWER = "o_demo_wang"
 
 SCRIPT: tuple[str, ...] = ("/follow", "你好", "叫我小王", "你好", "language en", "hello")
 
@@ -33,16 +33,6 @@ HELP = """Type a message and press Enter; the bot's reply is printed.
   /as OPENID   switch follower ({followers})
   /follow      send a subscribe event      /unfollow   send an unsubscribe event
   /click KEY   send a menu CLICK event     /quit       leave"""
-
-
-@dataclass
-class DemoBot:
-    """The running demo: fake API, bot and a simulator pointed at it."""
-
-    fake: FakeWeChat
-    simulator: WeChatSimulator
-    bot_url: str
-    openid: str = DEMO_FOLLOWER
 
 
 def demo_config(config_path: str | None, fake_url: str, data_dir: str, safe: bool) -> Config:
@@ -90,7 +80,7 @@ async def run_demo(
                     mode="safe" if safe else "plain",
                     crypto=crypto,
                 )
-                demo = DemoBot(fake, simulator, bot_url)
+                demo = DemoSession(fake, simulator, bot_url)
                 print(
                     f"Bot on {bot_url} (fake WeChat API on {fake_url}"
                     f"{', safe mode' if safe else ''}); you are {demo.openid}."
@@ -109,7 +99,7 @@ async def run_demo(
             await fake_runner.cleanup()
 
 
-async def send_line(demo: DemoBot, line: str) -> str | None:
+async def send_line(demo: DemoSession, line: str) -> str | None:
     """Send one typed line (a message or a /command); the printable answer, None to quit."""
     line = line.strip()
     if line in ("/quit", "/exit"):
@@ -154,7 +144,7 @@ def describe(reply: BotReply) -> str:
     return f"[{kind}]{lock}"
 
 
-async def _play(demo: DemoBot, script: tuple[str, ...]) -> int:
+async def _play(demo: DemoSession, script: tuple[str, ...]) -> int:
     for line in script:
         answer = await send_line(demo, line)
         print(f"{demo.openid} > {line}")
@@ -162,7 +152,7 @@ async def _play(demo: DemoBot, script: tuple[str, ...]) -> int:
     return 0
 
 
-async def _chat(demo: DemoBot) -> int:
+async def _chat(demo: DemoSession) -> int:
     print(HELP.format(followers=", ".join(f.openid for f in DEMO_FOLLOWERS)))
     loop = asyncio.get_running_loop()
     while True:

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.demo.terminal import DemoBot
+from bot.demo.session import DemoSession
 from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeFollower
 from bot.testing.simulator import BotReply
 from bot.wechat.crypto import CryptoError
@@ -195,7 +195,7 @@ class Emulator:
 
     def __init__(
         self,
-        demo: DemoBot,
+        demo: DemoSession,
         *,
         account_name: str = DEFAULT_ACCOUNT_NAME,
         menu: list[dict[str, Any]] | None = None,
@@ -358,7 +358,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 def create_emulator_app(
-    demo: DemoBot,
+    demo: DemoSession,
     *,
     account_name: str | None = None,
     menu: Mapping[str, Any] | None = None,
@@ -373,7 +373,7 @@ def create_emulator_app(
 
 
 async def start_emulator(
-    demo: DemoBot,
+    demo: DemoSession,
     host: str = "127.0.0.1",
     port: int = 0,
     *,
@@ -398,7 +398,7 @@ async def start_emulator(
 
 
 async def serve_emulator(
-    demo: DemoBot,
+    demo: DemoSession,
     *,
     port: int = 0,
     host: str = "127.0.0.1",
