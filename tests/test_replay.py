@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import odd_timestamps
 
 from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
@@ -15,7 +16,7 @@ BODY = b"<xml><MsgId>1</MsgId></xml>"
 class Clock:
     """A clock that tests move by hand (wall time for the guard, monotonic for the store)."""
 
-    def __init__(self, now: float = NOW) -> None:
+    def __init__(self, now: float = float(NOW)) -> None:  # a float, as time.time() gives
         self.now = now
 
     def __call__(self) -> float:
@@ -53,6 +54,14 @@ async def test_timestamp_outside_the_window_is_stale(offset: int) -> None:
 @pytest.mark.parametrize("timestamp", ["", "abc", "1.7e9", "17000000OO", "9" * 5000])
 async def test_non_numeric_timestamp_is_stale(timestamp: str) -> None:
     assert await guard().check(timestamp, "n1", BODY) is ReplayVerdict.STALE
+
+
+@pytest.mark.parametrize("timestamp", [*odd_timestamps(NOW), "1" + "0" * 308, ""])
+async def test_a_timestamp_that_is_not_plain_digits_is_stale(timestamp: str) -> None:
+    local, shared = guard(), guard(storage=DownStorage())
+    assert local.check_now(timestamp, "n1", BODY) is ReplayVerdict.STALE
+    assert await local.check(timestamp, "n1", BODY) is ReplayVerdict.STALE
+    assert await shared.check(timestamp, "n1", BODY) is ReplayVerdict.STALE
 
 
 async def test_stale_request_does_not_use_up_its_nonce() -> None:

@@ -16,6 +16,8 @@ from enum import Enum
 from bot.storage.base import Storage, StorageUnavailable
 from bot.storage.memory import MemoryStorage
 
+_MAX_DIGITS = 20  # far beyond any Unix time, far below a float's range
+
 
 class ReplayVerdict(Enum):
     """The outcome of a replay check."""
@@ -53,11 +55,11 @@ class ReplayGuard:
     def _stale(self, timestamp: str) -> bool:
         if self._window <= 0:
             return False
-        try:
-            sent = int(timestamp)
-        except ValueError:
+        # WeChat sends ASCII digits; int() would also take signs, spaces, "_", other scripts'
+        # digits, and numbers too large to subtract from a float clock (OverflowError).
+        if not (len(timestamp) <= _MAX_DIGITS and timestamp.isascii() and timestamp.isdigit()):
             return True
-        return abs(self._clock() - sent) > self._window
+        return abs(self._clock() - int(timestamp)) > self._window
 
     def check_now(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """`check` for a local guard (`local` is True), without a coroutine."""
