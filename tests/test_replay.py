@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support import odd_timestamps
 
 from bot.storage.base import StorageUnavailable
+from bot.storage.embedded import EmbeddedStorage
 from bot.storage.memory import MemoryStorage
 from bot.webhook.replay import ReplayGuard, ReplayVerdict
 
@@ -25,6 +28,11 @@ class Clock:
 
 class DownStorage(MemoryStorage):
     """A store that cannot be reached."""
+
+    @property
+    def local_table(self) -> None:
+        """None, as a shared store: every check reaches the calls below."""
+        return None
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         raise StorageUnavailable("down")
@@ -159,3 +167,12 @@ async def test_the_local_guard_answers_at_once_like_check() -> None:
 
 def test_a_shared_store_is_not_local() -> None:
     assert not guard(storage=DownStorage()).local
+
+
+async def test_a_guard_is_local_over_any_purely_local_store(tmp_path: Path) -> None:
+    embedded = EmbeddedStorage(tmp_path)
+    checker = ReplayGuard(embedded, window=300.0, check_nonce=True, clock=Clock())
+    assert checker.local
+    assert checker.check_now(str(NOW), "n1", BODY) is ReplayVerdict.FRESH
+    assert await embedded.get("nonce:n1") is not None  # in the store's own table
+    await embedded.close()

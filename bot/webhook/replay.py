@@ -14,7 +14,6 @@ from collections.abc import Callable
 from enum import Enum
 
 from bot.storage.base import Storage, StorageUnavailable
-from bot.storage.memory import MemoryStorage
 
 _MAX_DIGITS = 20  # far beyond any Unix time, far below a float's range
 
@@ -44,8 +43,8 @@ class ReplayGuard:
         self._check_nonce = check_nonce
         self._clock = clock
         self._ttl = max(2 * window, 60.0)
-        # A plain in-process table answers at once: `check_now` needs no coroutine.
-        self._local = storage if type(storage) is MemoryStorage else None
+        # A purely local store's table answers at once: `check_now` needs no coroutine.
+        self._local = storage.local_table
 
     @property
     def local(self) -> bool:
