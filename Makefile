@@ -1,5 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
-# Both create .venv and install the project into it on first use.
+# Both create .venv and install the project into it on first use. CI runs `make test` once per
+# supported Python, e.g. `make test PYTHON=python3.12 VENV=.venv-3.12` (.ci/run).
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
@@ -32,4 +33,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .mypy_cache .pytest_cache .ruff_cache

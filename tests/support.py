@@ -29,6 +29,23 @@ def load_vectors() -> dict[str, Any]:
     return data
 
 
+def odd_timestamps(now: int) -> list[str]:
+    """Timestamps a signed push may carry that are not WeChat's plain ASCII digits, most of
+    them `now` in a form `int()` accepts, one too large for a float: each must be refused."""
+    return [
+        "9" * 400,
+        f"-{now}",
+        f"+{now}",
+        f" {now}",
+        f"{now} ",
+        f"{now}\n",
+        f"{now:_}",
+        "".join(chr(0x0660 + int(digit)) for digit in str(now)),  # Arabic-Indic digits
+        "1e9",
+        f"{now}.0",
+    ]
+
+
 def serve_env(fake: FakeWeChat, api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment for `serve_command`: this process's, plus the settings for `fake`."""
     return {

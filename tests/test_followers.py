@@ -13,7 +13,9 @@ from bot.config import Config
 from bot.followers.store import FollowerStore, Preferences
 from bot.routing.context import Context
 from bot.storage.embedded import EmbeddedStorage
+from bot.storage.fallback import FallbackStorage
 from bot.storage.memory import MemoryStorage
+from bot.storage.redis import RedisStorage
 from bot.testing.simulator import event_fields, text_fields
 from bot.wechat.messages import Message, parse_message
 
@@ -277,5 +279,15 @@ async def test_the_embedded_store_answers_cached_preferences_at_once(tmp_path: P
         await storage.close()
 
 
-def test_a_store_without_a_local_cache_never_answers_at_once(store: FollowerStore) -> None:
-    assert store.cached_preferences(ADA) is None
+async def test_the_memory_store_answers_preferences_at_once(store: FollowerStore) -> None:
+    assert store.cached_preferences(ADA) == Preferences(None, None)  # every record is here
+    await store.set_name(ADA, "Ada")
+    assert store.cached_preferences(ADA) == Preferences("Ada", None)
+
+
+async def test_a_shared_store_never_answers_at_once() -> None:
+    # Nothing connects: Redis would hold the one copy every instance shares.
+    redis = RedisStorage("redis://127.0.0.1:1/0", "ns")
+    for storage in (redis, FallbackStorage(redis, MemoryStorage())):
+        assert FollowerStore(storage).cached_preferences(ADA) is None
+    await redis.close()

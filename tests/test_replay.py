@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from support import odd_timestamps
 
 from bot.storage.base import StorageUnavailable
+from bot.storage.embedded import EmbeddedStorage
 from bot.storage.memory import MemoryStorage
 from bot.webhook.replay import ReplayGuard, ReplayVerdict
 
@@ -15,7 +19,7 @@ BODY = b"<xml><MsgId>1</MsgId></xml>"
 class Clock:
     """A clock that tests move by hand (wall time for the guard, monotonic for the store)."""
 
-    def __init__(self, now: float = NOW) -> None:
+    def __init__(self, now: float = float(NOW)) -> None:  # a float, as time.time() gives
         self.now = now
 
     def __call__(self) -> float:
@@ -24,6 +28,11 @@ class Clock:
 
 class DownStorage(MemoryStorage):
     """A store that cannot be reached."""
+
+    @property
+    def local_table(self) -> None:
+        """None, as a shared store: every check reaches the calls below."""
+        return None
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         raise StorageUnavailable("down")
@@ -53,6 +62,14 @@ async def test_timestamp_outside_the_window_is_stale(offset: int) -> None:
 @pytest.mark.parametrize("timestamp", ["", "abc", "1.7e9", "17000000OO", "9" * 5000])
 async def test_non_numeric_timestamp_is_stale(timestamp: str) -> None:
     assert await guard().check(timestamp, "n1", BODY) is ReplayVerdict.STALE
+
+
+@pytest.mark.parametrize("timestamp", [*odd_timestamps(NOW), "1" + "0" * 308, ""])
+async def test_a_timestamp_that_is_not_plain_digits_is_stale(timestamp: str) -> None:
+    local, shared = guard(), guard(storage=DownStorage())
+    assert local.check_now(timestamp, "n1", BODY) is ReplayVerdict.STALE
+    assert await local.check(timestamp, "n1", BODY) is ReplayVerdict.STALE
+    assert await shared.check(timestamp, "n1", BODY) is ReplayVerdict.STALE
 
 
 async def test_stale_request_does_not_use_up_its_nonce() -> None:
@@ -150,3 +167,12 @@ async def test_the_local_guard_answers_at_once_like_check() -> None:
 
 def test_a_shared_store_is_not_local() -> None:
     assert not guard(storage=DownStorage()).local
+
+
+async def test_a_guard_is_local_over_any_purely_local_store(tmp_path: Path) -> None:
+    embedded = EmbeddedStorage(tmp_path)
+    checker = ReplayGuard(embedded, window=300.0, check_nonce=True, clock=Clock())
+    assert checker.local
+    assert checker.check_now(str(NOW), "n1", BODY) is ReplayVerdict.FRESH
+    assert await embedded.get("nonce:n1") is not None  # in the store's own table
+    await embedded.close()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -61,6 +61,14 @@ class SwitchablePrimary:
         self.store = MemoryStorage()
         self.up = True
         self.calls = 0
+
+    # A stand-in for Redis: nothing answered without a coroutine, never degraded itself.
+    degraded = False
+    local_table = None
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """See Storage."""
+        return None
 
     def _check(self) -> None:
         self.calls += 1
@@ -143,7 +151,7 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             await delete_namespace(url, namespace)
         if isinstance(store, FallbackStorage):
             # The suite must have run against Redis, not the local fallback.
-            assert not store.is_degraded
+            assert not store.degraded
 
 
 # The suite every backend passes.
@@ -246,6 +254,70 @@ async def test_unicode_and_binary_values_round_trip(storage: Storage) -> None:
 
 async def test_ping_answers(storage: Storage) -> None:
     await storage.ping()
+
+
+# The protocol's synchronous members: what each backend answers without a coroutine.
+
+LOCAL = {"memory", "embedded"}  # nothing shared with other processes
+
+
+def _backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.node.callspec.params["storage"]
+    return backend
+
+
+async def test_a_store_that_answers_is_not_degraded(storage: Storage) -> None:
+    await storage.ping()
+    assert storage.degraded is False
+
+
+async def test_redis_itself_is_never_degraded_it_raises() -> None:
+    store = RedisStorage(DEAD_REDIS_URL, "ns", timeout=0.5)
+    with pytest.raises(StorageUnavailable):
+        await store.ping()
+    assert store.degraded is False
+    await store.close()
+
+
+async def test_a_purely_local_store_gives_its_table_a_shared_one_none(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    table = storage.local_table
+    if _backend(request) not in LOCAL:
+        assert table is None
+        return
+    assert table is not None
+    # one table: what the coroutines store the table answers, and the other way round
+    await storage.set("k", b"v", 60)
+    assert table.get_now("k") == b"v"
+    assert not table.add_now("k", b"other", 60)
+    assert table.add_now("fresh", b"x", 60)
+    assert await storage.get("fresh") == b"x"
+    assert not await storage.add("fresh", b"y", 60)
+    await storage.delete("k")
+    assert table.get_now("k") is None
+
+
+async def test_cached_record_answers_only_from_this_process(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    backend = _backend(request)
+    await storage.set_record_field("rec", "f", "v")
+    cached = storage.cached_record("rec")
+    if backend not in LOCAL:
+        assert cached is None  # Redis holds the one copy every instance shares
+        assert storage.cached_record("unread") is None
+        return
+    assert cached == {"f": "v"}  # writes keep the local copy current
+    await storage.delete_record("rec")
+    assert storage.cached_record("rec") == {}  # known to be empty
+    unread = storage.cached_record("unread")
+    if backend == "memory":
+        assert unread == {}  # every record is in memory
+    else:
+        assert unread is None  # in the SQLite file, not read yet
+        assert await storage.get_record("unread") == {}
+        assert storage.cached_record("unread") == {}
 
 
 # MemoryStorage.
@@ -533,7 +605,7 @@ async def test_fallback_over_a_dead_redis_keeps_answering_ephemeral_calls() -> N
     store = FallbackStorage(RedisStorage(DEAD_REDIS_URL, "ns", timeout=0.5), MemoryStorage())
     try:
         await store.set("k", b"v", 60)
-        assert store.is_degraded
+        assert store.degraded
         assert await store.get("k") == b"v"
         assert await store.add("dedup", b"1", 60) is True
         assert await store.add("dedup", b"1", 60) is False
@@ -565,7 +637,7 @@ async def test_fallback_uses_the_primary_while_it_answers() -> None:
     # The primary is the one read: a value only it holds is returned.
     await primary.store.set("only-primary", b"p", 60)
     assert await store.get("only-primary") == b"p"
-    assert not store.is_degraded
+    assert not store.degraded
 
 
 async def test_fallback_skips_a_down_primary_then_recovers_after_the_retry_interval(
@@ -579,7 +651,7 @@ async def test_fallback_skips_a_down_primary_then_recovers_after_the_retry_inter
 
     primary.up = False
     assert await store.get("before") == b"1"  # mirrored locally while the primary was up
-    assert store.is_degraded
+    assert store.degraded
     calls_when_down = primary.calls
     await store.set("during", b"2", 600)
     clock.advance(0.5)
@@ -589,10 +661,10 @@ async def test_fallback_skips_a_down_primary_then_recovers_after_the_retry_inter
     primary.up = True
     clock.advance(0.4)
     await store.get("before")
-    assert store.is_degraded  # 0.9 s: not yet due for a probe
+    assert store.degraded  # 0.9 s: not yet due for a probe
     clock.advance(0.2)
     assert await store.get("before") == b"1"
-    assert not store.is_degraded
+    assert not store.degraded
     assert primary.calls == calls_when_down + 1
     await store.set("after", b"3", 600)
     assert await primary.store.get("after") == b"3"
@@ -644,7 +716,7 @@ async def test_fallback_warns_at_most_once_per_log_interval(
     primary.up = True
     clock.advance(1.0)
     await store.get("k")
-    assert not store.is_degraded
+    assert not store.degraded
     primary.up = False
     await store.get("k")
     assert len(warnings()) == 3
@@ -685,10 +757,10 @@ async def test_fallback_ping_probes_the_primary_and_never_raises() -> None:
     store = make_fallback(primary, clock, retry_interval=100.0)
     primary.up = False
     await store.ping()
-    assert store.is_degraded
+    assert store.degraded
     primary.up = True
     await store.ping()  # a ping probes now, whatever the retry interval
-    assert not store.is_degraded
+    assert not store.degraded
 
 
 async def test_fallback_survives_a_real_redis_outage() -> None:
@@ -701,11 +773,11 @@ async def test_fallback_survives_a_real_redis_outage() -> None:
         await store.set("before", b"1", 60)
         await store.set_record_field("follower:o1", "name", "Ann")
         assert await store.get_record("follower:o1") == {"name": "Ann"}
-        assert not store.is_degraded
+        assert not store.degraded
 
         server.kill()
         assert await store.get("before") == b"1"
-        assert store.is_degraded
+        assert store.degraded
         assert await store.add("during", b"2", 60) is True
         assert await store.add("during", b"3", 60) is False
         assert await store.get_record("follower:o1") == {"name": "Ann"}
@@ -716,9 +788,9 @@ async def test_fallback_survives_a_real_redis_outage() -> None:
         for _ in range(200):  # bounded: ~10 s at most
             await asyncio.sleep(0.05)
             await store.get("probe")
-            if not store.is_degraded:
+            if not store.degraded:
                 break
-        assert not store.is_degraded
+        assert not store.degraded
         await store.set("after", b"4", 60)
         assert await primary.get("after") == b"4"
         assert await primary.get("during") is None
@@ -760,7 +832,7 @@ async def test_open_storage_with_redis_falls_back_locally(
         assert isinstance(store, FallbackStorage)
         await store.set("k", b"v", 60)
         assert await store.get("k") == b"v"
-        assert not store.is_degraded
+        assert not store.degraded
     finally:
         await store.close()
         await delete_namespace(redis_url, redis_namespace)

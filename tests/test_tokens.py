@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -20,6 +20,13 @@ class DictStorage:
         self.data: dict[str, tuple[bytes, float]] = {}
         self.ops = 0
         self.clock = clock
+
+    # What a shared store (Redis) answers without a coroutine: nothing.
+    degraded = False
+    local_table = None
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        return None
 
     async def get(self, key: str) -> bytes | None:
         self.ops += 1

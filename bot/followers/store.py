@@ -6,7 +6,6 @@ follower when they unfollow is a single delete, on either storage backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.storage.base import Storage
@@ -33,16 +32,11 @@ class FollowerStore:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        # the embedded store answers cached records at once (Redis has no local cache)
-        self._cached: Callable[[str], Mapping[str, str] | None] | None = getattr(
-            storage, "cached_record", None
-        )
+        self._cached = storage.cached_record  # bound once: it is called on every greeting
 
     def cached_preferences(self, openid: str) -> Preferences | None:
         """The preferences when the store holds them in memory now, else None (then await
         `preferences`)."""
-        if self._cached is None:
-            return None
         record = self._cached(_record(openid))
         if record is None:
             return None

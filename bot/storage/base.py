@@ -6,10 +6,15 @@ Two kinds of data cross requests:
   replies, nonces, cached profiles): bounded in memory, expiring in Redis;
 * *durable records* (a follower's preferences and handlers' per-follower state): a
   name -> {field: value} mapping with no TTL, kept in SQLite or in a Redis hash.
+
+Every call that may do I/O is a coroutine. Three synchronous members tell what a store can
+answer at once, so the hot path skips a coroutine where nothing would be awaited: `degraded`,
+`local_table` and `cached_record`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -17,8 +22,31 @@ class StorageUnavailable(Exception):
     """The store could not carry out a call (e.g. Redis is unreachable)."""
 
 
+class LocalTable(Protocol):
+    """An in-process table of ephemeral keys, answered synchronously (no coroutine, no I/O)."""
+
+    def get_now(self, key: str) -> bytes | None:
+        """`Storage.get`, answered at once."""
+
+    def add_now(self, key: str, value: bytes, ttl: float) -> bool:
+        """`Storage.add`, answered at once."""
+
+
 class Storage(Protocol):
     """What the bot needs from a store; every call is bounded in time."""
+
+    @property
+    def degraded(self) -> bool:
+        """True while a shared store is away and calls are served from a local fallback."""
+
+    @property
+    def local_table(self) -> LocalTable | None:
+        """The table of ephemeral keys when the store is purely local (nothing shared with
+        other processes), for answers without a coroutine; None when keys may live elsewhere."""
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """A durable record when this process holds it now (read-only: no copy, no coroutine;
+        {} when it is known to be empty), else None: then await `get_record`."""
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""

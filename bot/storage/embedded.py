@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from bot.storage.base import LocalTable
 from bot.storage.memory import MemoryStorage
 from bot.storage.sqlite import SQLiteRecords
 
@@ -33,6 +34,16 @@ class EmbeddedStorage:
     def __len__(self) -> int:
         """The number of ephemeral entries held in memory."""
         return len(self._memory)
+
+    @property
+    def degraded(self) -> bool:
+        """Never: nothing here depends on another server."""
+        return False
+
+    @property
+    def local_table(self) -> LocalTable:
+        """The in-memory table of ephemeral keys: this process is their only holder."""
+        return self._memory
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""

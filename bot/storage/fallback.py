@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal, TypeVar
 
 from bot.storage.base import Storage, StorageUnavailable
@@ -39,7 +39,7 @@ class FallbackStorage:
     the follower rather than silently kept in one process.
 
     A warning is logged at most once per `log_interval` while down, an info line on
-    recovery. `ping` probes the primary and never raises: check `is_degraded`.
+    recovery. `ping` probes the primary and never raises: check `degraded`.
     """
 
     def __init__(
@@ -63,9 +63,18 @@ class FallbackStorage:
         self._last_error = ""
 
     @property
-    def is_degraded(self) -> bool:
+    def degraded(self) -> bool:
         """True while the primary is considered down and calls are served locally."""
         return self._down_since is not None
+
+    @property
+    def local_table(self) -> None:
+        """None: the keys live in the primary (the local table only stands in for it)."""
+        return None
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """None: the primary holds the records (the local copy may be stale)."""
+        return None
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""
@@ -127,7 +136,7 @@ class FallbackStorage:
         await self._fallback.delete_record(name)
 
     async def ping(self) -> None:
-        """Probe the primary now and update `is_degraded`; never raises (the fallback serves)."""
+        """Probe the primary now and update `degraded`; never raises (the fallback serves)."""
         try:
             await self._primary.ping()
         except StorageUnavailable as exc:

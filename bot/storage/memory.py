@@ -5,11 +5,16 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import islice
+from types import MappingProxyType
+
+from bot.storage.base import LocalTable
 
 # How many of the least-recently-used entries to look at for an expired one before evicting.
 _EXPIRED_SCAN = 8
+
+_NO_RECORD: Mapping[str, str] = MappingProxyType({})
 
 
 class MemoryStorage:
@@ -36,6 +41,21 @@ class MemoryStorage:
     def __len__(self) -> int:
         """The number of ephemeral entries held (expired ones not yet dropped included)."""
         return len(self._entries)
+
+    @property
+    def degraded(self) -> bool:
+        """Never: nothing here depends on another server."""
+        return False
+
+    @property
+    def local_table(self) -> LocalTable | None:
+        """This table itself: every key lives in this process (a subclass whose calls reach
+        elsewhere answers None)."""
+        return self
+
+    def cached_record(self, name: str) -> Mapping[str, str]:
+        """The record itself (read-only, no copy): every record lives in this process."""
+        return self._records.get(name, _NO_RECORD)
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,6 +100,20 @@ class RedisStorage:
                 f"cannot reach redis at {masked_url(url)} within {timeout} s: {exc.__cause__}"
             ) from exc.__cause__
         return storage
+
+    @property
+    def degraded(self) -> bool:
+        """Never: a call that cannot reach Redis raises StorageUnavailable instead."""
+        return False
+
+    @property
+    def local_table(self) -> None:
+        """None: the keys are shared with every instance."""
+        return None
+
+    def cached_record(self, name: str) -> Mapping[str, str] | None:
+        """None: records are read from Redis, the one copy every instance shares."""
+        return None
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from enum import Enum
 
 from bot.storage.base import Storage, StorageUnavailable
-from bot.storage.memory import MemoryStorage
+
+_MAX_DIGITS = 20  # far beyond any Unix time, far below a float's range
 
 
 class ReplayVerdict(Enum):
@@ -42,8 +43,8 @@ class ReplayGuard:
         self._check_nonce = check_nonce
         self._clock = clock
         self._ttl = max(2 * window, 60.0)
-        # A plain in-process table answers at once: `check_now` needs no coroutine.
-        self._local = storage if type(storage) is MemoryStorage else None
+        # A purely local store's table answers at once: `check_now` needs no coroutine.
+        self._local = storage.local_table
 
     @property
     def local(self) -> bool:
@@ -53,11 +54,11 @@ class ReplayGuard:
     def _stale(self, timestamp: str) -> bool:
         if self._window <= 0:
             return False
-        try:
-            sent = int(timestamp)
-        except ValueError:
+        # WeChat sends ASCII digits; int() would also take signs, spaces, "_", other scripts'
+        # digits, and numbers too large to subtract from a float clock (OverflowError).
+        if not (len(timestamp) <= _MAX_DIGITS and timestamp.isascii() and timestamp.isdigit()):
             return True
-        return abs(self._clock() - sent) > self._window
+        return abs(self._clock() - int(timestamp)) > self._window
 
     def check_now(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """`check` for a local guard (`local` is True), without a coroutine."""

@@ -63,11 +63,11 @@ async def receive(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: 200 with a little JSON (storage "degraded" while Redis is away)."""
     services = request.app.get(SERVICES)
-    degraded = bool(getattr(services.storage, "is_degraded", False)) if services else False
-    if degraded and services is not None:
+    degraded = False
+    if services is not None and services.storage.degraded:
         # the fallback probes Redis (bounded), so a recovery shows without traffic
         await services.storage.ping()
-        degraded = bool(getattr(services.storage, "is_degraded", False))
+        degraded = services.storage.degraded
     return web.json_response(
         {
             "status": "ok",
