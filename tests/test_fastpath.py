@@ -552,6 +552,20 @@ async def test_nonce_replayed_with_another_body_is_403_on_the_same_connection(
         assert_greeting(served, await read_response(reader))
 
 
+async def test_json_push_with_a_lone_surrogate_is_400_before_any_handler(
+    serve: Serve, fake_wechat: FakeWeChat
+) -> None:
+    served = await serve()
+    json_push = (
+        r'{"ToUserName": "gh_1", "FromUserName": "o_\ud800", "CreateTime": 1700000000,'
+        r' "MsgType": "text", "Content": "你好", "MsgId": "5"}'
+    )
+    request = sign_request(TEST_TOKEN, json_push, nonce=str(next(_nonces)))
+    (response,) = await exchange(served, http_request("POST", served.target(request), request.body))
+    assert (response.status, response.text) == (400, "bad message: encoding\n")
+    assert fake_wechat.counters["user_info"] == 0
+
+
 # -- Connection: close, half-close -----------------------------------------------------------------
 
 

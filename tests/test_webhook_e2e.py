@@ -354,6 +354,25 @@ async def test_json_push_is_accepted(wechat_bot: BotFactory) -> None:
     assert status == 200 and "欢迎关注" in body
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        r'"FromUserName": "o_\ud800", "MsgType": "text", "Content": "你好"',
+        r'"FromUserName": "o_demo_wang", "MsgType": "text", "Content": "\udc00"',
+    ],
+)
+async def test_json_push_with_a_lone_surrogate_is_400_before_any_handler(
+    wechat_bot: BotFactory, fields: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await wechat_bot()  # the greeting: it would fetch a profile and store a follower
+    json_push = '{"ToUserName": "gh_1", "CreateTime": 1700000000, "MsgId": "5", ' + fields + "}"
+    with caplog.at_level(logging.WARNING):
+        status, answer = await _post(bot, *_signed(bot, json_push))
+    assert (status, answer) == (400, "bad message: encoding\n")
+    assert bot.fake.counters["user_info"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_healthz_and_metrics(wechat_bot: BotFactory) -> None:
     bot = await wechat_bot()
     await bot.send_text("o_demo_wang", "hi")

@@ -199,6 +199,26 @@ def test_control_characters_inside_json_are_removed_too() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"FromUserName": "o_\ud800", "MsgType": "text"}',  # a lone high surrogate
+        rb'{"FromUserName": "o_\uDFFF", "MsgType": "text"}',  # a lone low one
+        rb'{"Content": "\ude00\ud83d", "MsgType": "text"}',  # a pair in the wrong order
+        rb'{"o_\ud800": "key", "MsgType": "text"}',  # in a key
+        rb'{"List": [{"TemplateId": "t\udbff"}], "MsgType": "event"}',  # nested
+    ],
+)
+def test_json_escapes_making_a_lone_surrogate_are_an_encoding_error(body: bytes) -> None:
+    # json.loads accepts them, but no UTF-8 can carry them: a store or a reply would fail later
+    assert reason_of(body) == "encoding"
+
+
+def test_json_escapes_of_a_surrogate_pair_or_a_backslash_are_kept() -> None:
+    body = rb'{"Content": "\ud83d\ude00 \\ud800", "MsgType": "text"}'
+    assert parse_body(body) == {"Content": "😀 \\ud800", "MsgType": "text"}
+
+
 def test_json_push_keeps_field_names_and_numbers() -> None:
     body = (
         b' \n\t{"ToUserName": "gh_1", "FromUserName": "o1", "CreateTime": 1700000000,'

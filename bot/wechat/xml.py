@@ -39,7 +39,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
     """Parse a push body (XML, or JSON when it starts with ``{``) into its fields.
 
     Raises ``BodyError`` with reason ``"empty"``, ``"dtd"``, ``"malformed"``, ``"encoding"``,
-    ``"root"`` (XML root is not ``<xml>``), ``"too deep"`` or ``"not an object"`` (JSON).
+    ``"root"`` (XML root is not ``<xml>``), ``"too deep"`` or ``"not an object"`` (JSON);
+    ``"encoding"`` also for a JSON ``\\u`` escape that leaves a lone surrogate.
     """
     # translate returns the same object when nothing is deleted: no copy on clean bodies
     body = body.translate(None, _CONTROL_BYTES)
@@ -68,7 +69,32 @@ def _parse_json(body: bytes, start: int) -> dict[str, Any]:
         raise BodyError("malformed") from None
     if not isinstance(value, dict):
         raise BodyError("not an object")
+    # strict UTF-8 holds no surrogate, so only a \u escape can make one
+    if b"\\u" in body and _holds_lone_surrogate(value):
+        raise BodyError("encoding")
     return value
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json joins a valid pair into one character
+
+
+def _holds_lone_surrogate(value: object) -> bool:
+    """Whether a key or string anywhere in a decoded JSON value holds a lone surrogate.
+
+    json accepts them, but no UTF-8 can carry them: a store, a log line or a reply would fail.
+    """
+    pending = [value]  # a loop, not recursion: the value nests as deep as json.loads allows
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif type(item) is dict:
+            pending.extend(item)
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+    return False
 
 
 # A flat push (every child of <xml> a text or single-CDATA leaf) is all the platform sends for
