@@ -339,6 +339,29 @@ async def test_identical_retransmission_gets_the_same_answer(wechat_bot: BotFact
     assert first[1] == second[1] and "欢迎关注" in first[1]
 
 
+async def test_two_followers_reusing_a_msg_id_each_get_their_own_greeting(
+    wechat_bot: BotFactory,
+) -> None:
+    bot = await wechat_bot()
+    alice = await bot.send_fields(text_fields("o_demo_alice", "hello", msg_id="777"))
+    lin = await bot.send_fields(text_fields("o_demo_lin", "你好", msg_id="777"))
+    assert (alice.content, alice.fields["ToUserName"]) == (
+        "Hello, Alice! Welcome to Test Account.",
+        "o_demo_alice",
+    )
+    assert (lin.content, lin.fields["ToUserName"]) == (
+        "你好，林老師！欢迎关注Test Account。",
+        "o_demo_lin",
+    )
+    # WeChat's retry of Lin's message (fresh nonce) is still the same message
+    retry = await bot.send_fields(text_fields("o_demo_lin", "你好", msg_id="777"))
+    assert retry.body == lin.body
+    async with bot.client.get("/metrics") as resp:
+        metrics = await resp.text()
+    assert 'wechat_bot_requests_total{msg_type="text",outcome="duplicate"} 1.0' in metrics
+    assert 'wechat_bot_requests_total{msg_type="text",outcome="replied"} 2.0' in metrics
+
+
 async def test_json_push_is_accepted(wechat_bot: BotFactory) -> None:
     import json
 
