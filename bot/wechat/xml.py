@@ -175,7 +175,8 @@ def _refuse_dtd(*_args: Any) -> NoReturn:
 
 
 class _GuardedExpat:
-    """The ``expat`` given to xmltodict: its parsers refuse any DOCTYPE, so nothing is declared."""
+    """The ``expat`` given to xmltodict: parsers that refuse any DOCTYPE (so nothing is ever
+    declared) and any element nested past ``MAX_DEPTH``."""
 
     @staticmethod
     def ParserCreate(encoding: str | None, namespace_separator: str | None) -> _DepthBoundParser:
