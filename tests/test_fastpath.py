@@ -552,6 +552,48 @@ async def test_nonce_replayed_with_another_body_is_403_on_the_same_connection(
         assert_greeting(served, await read_response(reader))
 
 
+async def test_json_push_with_a_lone_surrogate_is_400_before_any_handler(
+    serve: Serve, fake_wechat: FakeWeChat
+) -> None:
+    served = await serve()
+    json_push = (
+        r'{"ToUserName": "gh_1", "FromUserName": "o_\ud800", "CreateTime": 1700000000,'
+        r' "MsgType": "text", "Content": "你好", "MsgId": "5"}'
+    )
+    request = sign_request(TEST_TOKEN, json_push, nonce=str(next(_nonces)))
+    (response,) = await exchange(served, http_request("POST", served.target(request), request.body))
+    assert (response.status, response.text) == (400, "bad message: encoding\n")
+    assert fake_wechat.counters["user_info"] == 0
+
+
+async def test_two_followers_reusing_a_msg_id_each_get_their_own_answer(serve: Serve) -> None:
+    served = await serve(handlers=SLOW)
+
+    def push(openid: str, content: str) -> bytes:
+        fields = text_fields(openid, content, msg_id="777")
+        request = sign_request(TEST_TOKEN, build_xml(fields), nonce=str(next(_nonces)))
+        return http_request("POST", served.target(request), request.body)
+
+    # one batch and then one by one, both through the fast path
+    async with connect(served.port) as (reader, writer):
+        writer.write(push("o_demo_alice", "echo from Alice") + push("o_demo_lin", "echo from Lin"))
+        alice, lin = (
+            served.reply(await read_response(reader)),
+            served.reply(await read_response(reader)),
+        )
+        writer.write(push("o_demo_wang", "echo from Wang"))
+        wang = served.reply(await read_response(reader))
+        writer.write(push("o_demo_lin", "echo from Lin"))  # WeChat's retry, a fresh nonce
+        retry = served.reply(await read_response(reader))
+    assert [(r.content, r.fields["ToUserName"]) for r in (alice, lin, wang)] == [
+        ("from Alice", "o_demo_alice"),
+        ("from Lin", "o_demo_lin"),
+        ("from Wang", "o_demo_wang"),
+    ]
+    assert retry.body == lin.body
+    assert served.fast.services.metrics.requests.counts[("text", "duplicate")] == 1
+
+
 # -- Connection: close, half-close -----------------------------------------------------------------
 
 

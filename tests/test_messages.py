@@ -229,7 +229,7 @@ def test_text() -> None:
     common(msg, "text", "24318425512345678")
     assert (msg.content, msg.msg_data_id, msg.idx) == ("你好", None, None)
     assert msg.raw["Content"] == "你好"
-    assert msg.dedup_key == "24318425512345678"
+    assert msg.dedup_key == f"{OPENID}:24318425512345678"
 
 
 def test_text_sent_from_an_article() -> None:
@@ -388,7 +388,7 @@ def test_template_send_job_finish_uses_msg_id_with_capital_id() -> None:
     assert type(msg) is TemplateSendJobFinishEvent
     common(msg, "event", "200163836")
     assert (msg.event, msg.status) == ("templatesendjobfinish", "success")
-    assert msg.dedup_key == "200163836"
+    assert msg.dedup_key == f"{OPENID}:200163836"
 
 
 def test_mass_send_job_finish() -> None:
@@ -493,6 +493,23 @@ def test_event_without_an_event_name_is_unknown_event() -> None:
     msg = parse_message({"FromUserName": "o1", "MsgType": "event"})
     assert type(msg) is UnknownEvent
     assert msg.event == ""
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"MsgType": "text", "Content": "hi", "MsgId": "42"},
+        {"MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": "42", "Status": "success"},
+    ],
+)
+def test_dedup_key_is_the_sender_and_msg_id(fields: dict[str, Any]) -> None:
+    # MsgIds collide across followers: another follower's message is another message
+    alice = parse_message({"FromUserName": "o_alice", "CreateTime": "7", **fields})
+    bob = parse_message({"FromUserName": "o_bob", "CreateTime": "7", **fields})
+    retry = parse_message({"FromUserName": "o_alice", "CreateTime": "8", **fields})
+    assert alice.dedup_key == "o_alice:42"
+    assert bob.dedup_key == "o_bob:42"
+    assert retry.dedup_key == alice.dedup_key
 
 
 def test_dedup_key_without_msg_id_uses_sender_time_and_type() -> None:

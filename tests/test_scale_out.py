@@ -263,6 +263,27 @@ async def test_same_msgid_to_both_instances_gets_one_run_and_identical_replies(
     ]
 
 
+async def test_two_followers_reusing_a_msg_id_on_two_instances_each_get_their_own_greeting(
+    deployment: Deployment, shared_redis: str
+) -> None:
+    a, b = await deployment.start(shared_redis)
+    wu = deployment.follower("o_scale_wu", remark="吴")
+    zhao = deployment.follower("o_scale_zhao", remark="赵")
+    wu_push = text_fields(wu, "你好", msg_id="770000002")
+    zhao_push = text_fields(zhao, "你好", msg_id="770000002")
+
+    first_wu, first_zhao = await asyncio.gather(
+        a.sim.send_fields(wu_push), b.sim.send_fields(zhao_push)
+    )
+    # WeChat's retries of each, on the other instance: the reply each one got, from Redis
+    retry_wu, retry_zhao = await b.sim.send_fields(wu_push), await a.sim.send_fields(zhao_push)
+
+    assert (first_wu.content, first_wu.fields["ToUserName"]) == (greeting("吴"), wu)
+    assert (first_zhao.content, first_zhao.fields["ToUserName"]) == (greeting("赵"), zhao)
+    assert (retry_wu.body, retry_zhao.body) == (first_wu.body, first_zhao.body)
+    assert deployment.fake.counters["user_info"] == 2  # each greeting ran once
+
+
 async def test_name_set_through_one_instance_is_used_by_the_other(
     deployment: Deployment, shared_redis: str
 ) -> None:

@@ -339,6 +339,29 @@ async def test_identical_retransmission_gets_the_same_answer(wechat_bot: BotFact
     assert first[1] == second[1] and "欢迎关注" in first[1]
 
 
+async def test_two_followers_reusing_a_msg_id_each_get_their_own_greeting(
+    wechat_bot: BotFactory,
+) -> None:
+    bot = await wechat_bot()
+    alice = await bot.send_fields(text_fields("o_demo_alice", "hello", msg_id="777"))
+    lin = await bot.send_fields(text_fields("o_demo_lin", "你好", msg_id="777"))
+    assert (alice.content, alice.fields["ToUserName"]) == (
+        "Hello, Alice! Welcome to Test Account.",
+        "o_demo_alice",
+    )
+    assert (lin.content, lin.fields["ToUserName"]) == (
+        "你好，林老師！欢迎关注Test Account。",
+        "o_demo_lin",
+    )
+    # WeChat's retry of Lin's message (fresh nonce) is still the same message
+    retry = await bot.send_fields(text_fields("o_demo_lin", "你好", msg_id="777"))
+    assert retry.body == lin.body
+    async with bot.client.get("/metrics") as resp:
+        metrics = await resp.text()
+    assert 'wechat_bot_requests_total{msg_type="text",outcome="duplicate"} 1.0' in metrics
+    assert 'wechat_bot_requests_total{msg_type="text",outcome="replied"} 2.0' in metrics
+
+
 async def test_json_push_is_accepted(wechat_bot: BotFactory) -> None:
     import json
 
@@ -352,6 +375,25 @@ async def test_json_push_is_accepted(wechat_bot: BotFactory) -> None:
     }
     status, body = await _post(bot, params, json.dumps(fields).encode())
     assert status == 200 and "欢迎关注" in body
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        r'"FromUserName": "o_\ud800", "MsgType": "text", "Content": "你好"',
+        r'"FromUserName": "o_demo_wang", "MsgType": "text", "Content": "\udc00"',
+    ],
+)
+async def test_json_push_with_a_lone_surrogate_is_400_before_any_handler(
+    wechat_bot: BotFactory, fields: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await wechat_bot()  # the greeting: it would fetch a profile and store a follower
+    json_push = '{"ToUserName": "gh_1", "CreateTime": 1700000000, "MsgId": "5", ' + fields + "}"
+    with caplog.at_level(logging.WARNING):
+        status, answer = await _post(bot, *_signed(bot, json_push))
+    assert (status, answer) == (400, "bad message: encoding\n")
+    assert bot.fake.counters["user_info"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_healthz_and_metrics(wechat_bot: BotFactory) -> None:

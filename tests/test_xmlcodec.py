@@ -199,6 +199,26 @@ def test_control_characters_inside_json_are_removed_too() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"FromUserName": "o_\ud800", "MsgType": "text"}',  # a lone high surrogate
+        rb'{"FromUserName": "o_\uDFFF", "MsgType": "text"}',  # a lone low one
+        rb'{"Content": "\ude00\ud83d", "MsgType": "text"}',  # a pair in the wrong order
+        rb'{"o_\ud800": "key", "MsgType": "text"}',  # in a key
+        rb'{"List": [{"TemplateId": "t\udbff"}], "MsgType": "event"}',  # nested
+    ],
+)
+def test_json_escapes_making_a_lone_surrogate_are_an_encoding_error(body: bytes) -> None:
+    # json.loads accepts them, but no UTF-8 can carry them: a store or a reply would fail later
+    assert reason_of(body) == "encoding"
+
+
+def test_json_escapes_of_a_surrogate_pair_or_a_backslash_are_kept() -> None:
+    body = rb'{"Content": "\ud83d\ude00 \\ud800", "MsgType": "text"}'
+    assert parse_body(body) == {"Content": "😀 \\ud800", "MsgType": "text"}
+
+
 def test_json_push_keeps_field_names_and_numbers() -> None:
     body = (
         b' \n\t{"ToUserName": "gh_1", "FromUserName": "o1", "CreateTime": 1700000000,'
@@ -250,6 +270,25 @@ def test_nesting_deeper_than_the_limit_is_refused() -> None:
     assert reason_of(deep) == "too deep"
 
 
+@pytest.mark.parametrize("closed", [True, False])
+def test_deep_nesting_is_refused_as_the_element_opens(
+    monkeypatch: pytest.MonkeyPatch, closed: bool
+) -> None:
+    # a body as large as max_body_bytes allows, nested all the way down
+    levels = 65536 // 7
+    body = b"<xml>" + b"<a>" * levels + (b"</a>" * levels + b"</xml>" if closed else b"")
+    stored: list[str] = []
+    store = bot.wechat.xml._field_value
+
+    def spy(path: Any, key: str, value: Any) -> Any:
+        stored.append(key)
+        return store(path, key, value)
+
+    monkeypatch.setattr(bot.wechat.xml, "_field_value", spy)
+    assert reason_of(body) == "too deep"  # unclosed, it would be malformed only at the end
+    assert stored == []  # refused before xmltodict stored a single value
+
+
 def test_body_error_is_a_value_error_with_a_reason() -> None:
     error = BodyError("malformed")
     assert isinstance(error, ValueError)
@@ -280,7 +319,7 @@ def test_arbitrary_bytes_inside_a_valid_frame_parse_or_raise_body_error(
         assert isinstance(fields, dict) and fields
 
 
-# -- the flat fast path agrees with expat ------------------------------------------------------
+# -- the flat fast path agrees with the general parse (xmltodict) ----------------------------------
 
 _NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
 _VALUES = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\x00"), max_size=40)
@@ -306,7 +345,7 @@ flat_documents = st.composite(_flat_document)
 
 @settings(max_examples=300, deadline=None)
 @given(body=flat_documents())
-def test_flat_fast_path_agrees_with_expat(body: bytes) -> None:
+def test_flat_fast_path_agrees_with_the_general_parse(body: bytes) -> None:
     from bot.wechat.xml import _parse_flat, _parse_xml
 
     cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
@@ -322,7 +361,7 @@ def test_flat_fast_path_agrees_with_expat(body: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=200).map(lambda b: b"<xml><A>" + b + b"</A></xml>"))
-def test_flat_fast_path_never_accepts_what_expat_refuses(body: bytes) -> None:
+def test_flat_fast_path_never_accepts_what_the_general_parse_refuses(body: bytes) -> None:
     from bot.wechat.xml import _parse_flat, _parse_xml
 
     cleaned = body.translate(None, bytes(b for b in range(0x20) if b not in b"\t\n\r"))
@@ -348,7 +387,7 @@ def test_typical_text_push_takes_the_fast_path() -> None:
         "Content": "你好",
         "MsgId": "42",
     }
-    # nesting, entities and repeated names go to expat
+    # nesting, entities and repeated names go to the general parse
     assert _parse_flat(b"<xml><A><B>1</B></A></xml>", 0) is None
     assert _parse_flat(b"<xml><A>&amp;</A></xml>", 0) is None
     assert _parse_flat(b"<xml><A>1</A><A>2</A></xml>", 0) is None
@@ -367,7 +406,7 @@ def _envelopes(draw: st.DrawFn) -> bytes:
     ).encode()
 
 
-def _assert_fast_agrees_with_expat(body: bytes) -> None:
+def _assert_fast_agrees_with_the_general_parse(body: bytes) -> None:
     from bot.wechat.xml import _parse_flat, _parse_xml
 
     # parse_body removes control bytes before either parser sees the body
@@ -383,8 +422,8 @@ def _assert_fast_agrees_with_expat(body: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(body=_envelopes())
-def test_the_safe_mode_envelope_parses_as_expat_does(body: bytes) -> None:
-    _assert_fast_agrees_with_expat(body)
+def test_the_safe_mode_envelope_parses_as_the_general_parse_does(body: bytes) -> None:
+    _assert_fast_agrees_with_the_general_parse(body)
 
 
 def test_a_typical_envelope_takes_the_fast_path() -> None:
@@ -413,8 +452,8 @@ def _text_pushes(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=300, deadline=None)
 @given(body=_text_pushes())
-def test_a_text_push_parses_as_expat_does(body: bytes) -> None:
-    _assert_fast_agrees_with_expat(body)
+def test_a_text_push_parses_as_the_general_parse_does(body: bytes) -> None:
+    _assert_fast_agrees_with_the_general_parse(body)
 
 
 def test_a_typical_text_push_takes_the_text_pass() -> None:

@@ -70,9 +70,12 @@ class Message:
 
     @property
     def dedup_key(self) -> str:
-        """Identity across the platform's retries: ``MsgId``, else sender, time and type."""
+        """Identity across the platform's retries: sender and ``MsgId``, else sender, time, type.
+
+        A MsgId is not unique across followers, so the sender is part of every key.
+        """
         if self.msg_id:
-            return self.msg_id
+            return f"{self.from_user}:{self.msg_id}"
         return f"{self.from_user}:{self.create_time}:{self.msg_type}"
 
 
@@ -143,9 +146,9 @@ class Event(Message):
 
     @property
     def dedup_key(self) -> str:
-        """``MsgID`` when the event has one, else sender, time, event and key."""
+        """Sender and ``MsgID`` when the event has one, else sender, time, event and key."""
         if self.msg_id:
-            return self.msg_id
+            return f"{self.from_user}:{self.msg_id}"
         return f"{self.from_user}:{self.create_time}:{self.event}:{self.event_key}"
 
 

@@ -4,6 +4,10 @@ XML children become keys; leaf text becomes ``str`` (CDATA unwrapped); elements 
 become nested dicts; a name repeated under one parent becomes a list in document order.
 Nothing from a DTD is ever expanded: any DOCTYPE or entity declaration is refused outright.
 
+The flat shapes the platform sends (a text push, the safe-mode envelope, flat events) are
+recognised directly; anything else goes to the general parse, xmltodict over an expat that
+refuses any DOCTYPE and any element nested deeper than ``MAX_DEPTH`` as soon as it opens.
+
 Control characters (U+0000-U+001F except TAB, LF, CR) are *removed* before parsing. The platform
 does send some (e.g. ``\\x1d`` inside Content) but XML 1.0 forbids them even as character
 references, so no parser accepts them. Dropping them keeps every parsed value XML-safe to echo
@@ -17,6 +21,8 @@ import re
 from typing import Any, NoReturn
 from xml.parsers import expat
 
+import xmltodict
+
 __all__ = ["MAX_DEPTH", "BodyError", "parse_body"]
 
 MAX_DEPTH = 32  # WeChat nests three levels at most; anything deeper is hostile
@@ -24,7 +30,6 @@ MAX_DEPTH = 32  # WeChat nests three levels at most; anything deeper is hostile
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r")
 _WHITESPACE = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
-_ABSENT: Any = object()  # no value parsed can be this object, unlike "" or a cached 1-char str
 
 
 class BodyError(ValueError):
@@ -39,7 +44,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
     """Parse a push body (XML, or JSON when it starts with ``{``) into its fields.
 
     Raises ``BodyError`` with reason ``"empty"``, ``"dtd"``, ``"malformed"``, ``"encoding"``,
-    ``"root"`` (XML root is not ``<xml>``), ``"too deep"`` or ``"not an object"`` (JSON).
+    ``"root"`` (XML root is not ``<xml>``), ``"too deep"`` or ``"not an object"`` (JSON);
+    ``"encoding"`` also for a JSON ``\\u`` escape that leaves a lone surrogate.
     """
     # translate returns the same object when nothing is deleted: no copy on clean bodies
     body = body.translate(None, _CONTROL_BYTES)
@@ -68,13 +74,40 @@ def _parse_json(body: bytes, start: int) -> dict[str, Any]:
         raise BodyError("malformed") from None
     if not isinstance(value, dict):
         raise BodyError("not an object")
+    # strict UTF-8 holds no surrogate, so only a \u escape can make one
+    if b"\\u" in body and _holds_lone_surrogate(value):
+        raise BodyError("encoding")
     return value
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json joins a valid pair into one character
+
+
+def _holds_lone_surrogate(value: object) -> bool:
+    """Whether a key or string anywhere in a decoded JSON value holds a lone surrogate.
+
+    json accepts them, but no UTF-8 can carry them: a store, a log line or a reply would fail.
+    """
+    pending = [value]  # a loop, not recursion: the value nests as deep as json.loads allows
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif type(item) is dict:
+            pending.extend(item)
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+    return False
+
+
 # A flat push (every child of <xml> a text or single-CDATA leaf) is all the platform sends for
-# text messages; matching it directly is ~3x faster than expat. Anything else — a declaration,
-# a DTD, an entity or character reference, nesting, attributes, CR, a repeated name — is left
-# to expat, so both paths give the same fields for every document the fast one accepts.
+# text messages and most events; one regular expression matches it in C, where the general
+# parse calls back into Python for every element and piece of text (bench/README.md has the
+# numbers). Anything else — a declaration, a DTD, an entity or character reference, nesting,
+# attributes, CR, a repeated name — is left to the general parse, so both give the same
+# fields for every document the fast one accepts.
 _LEAF = (
     r"<([A-Za-z_][A-Za-z0-9_]*)>"
     # unrolled loops: runs of ordinary characters, and a "]" only where it does not start "]]>"
@@ -84,7 +117,7 @@ _LEAF = (
 _FLAT_DOCUMENT = re.compile(r"<xml>(?:[ \t\n]*" + _LEAF + r")*[ \t\n]*</xml>[ \t\n]*")
 _FLAT_LEAF = re.compile(_LEAF)
 # A text message as the platform sends it: the same leaves with their names fixed in order,
-# so one pass with no back-reference and no second scan gives every field (~2x faster).
+# so one pass with no back-reference and no second scan gives every field.
 _VALUE = _LEAF[_LEAF.index(">") + 1 : _LEAF.rindex("</")]
 _TEXT_PUSH = re.compile(
     "<xml>"
@@ -103,7 +136,7 @@ _ENVELOPE = re.compile(
 
 
 def _parse_flat(body: bytes, start: int) -> dict[str, Any] | None:
-    """The fields of a flat `<xml>` push, or None when expat must decide."""
+    """The fields of a flat `<xml>` push, or None when the general parse must decide."""
     if b"\r" in body:
         return None
     try:
@@ -132,7 +165,7 @@ def _parse_flat(body: bytes, start: int) -> dict[str, Any] | None:
     leaves = _FLAT_LEAF.findall(text, 5)
     fields = {name: cdata or chars for name, cdata, chars in leaves}
     if len(fields) != len(leaves):
-        return None  # a repeated name: expat makes it a list
+        return None  # a repeated name: the general parse makes it a list
     return fields
 
 
@@ -141,50 +174,80 @@ def _refuse_dtd(*_args: Any) -> NoReturn:
     raise BodyError("dtd")
 
 
+class _GuardedExpat:
+    """The ``expat`` given to xmltodict: parsers that refuse any DOCTYPE (so nothing is ever
+    declared) and any element nested past ``MAX_DEPTH``."""
+
+    @staticmethod
+    def ParserCreate(encoding: str | None, namespace_separator: str | None) -> _DepthBoundParser:
+        parser = expat.ParserCreate(encoding, namespace_separator)
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        # the DOCTYPE comes before any declaration, so refusing it stops all a DTD could do;
+        # the entity handlers only back that up (xmltodict puts its own refusal over one)
+        parser.StartDoctypeDeclHandler = _refuse_dtd
+        parser.EntityDeclHandler = _refuse_dtd
+        parser.UnparsedEntityDeclHandler = _refuse_dtd
+        parser.ExternalEntityRefHandler = _refuse_dtd
+        return _DepthBoundParser(parser)
+
+
+class _DepthBoundParser:
+    """An expat parser as xmltodict drives it, refusing an element as it opens past MAX_DEPTH.
+
+    xmltodict has no hook at an element's start: without this a deeply nested body would be
+    built whole before anything could refuse it (bench/README.md has the cost).
+    """
+
+    __slots__ = ("_parser",)
+    _parser: expat.XMLParserType
+
+    def __init__(self, parser: expat.XMLParserType) -> None:
+        object.__setattr__(self, "_parser", parser)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._parser, name, value)  # xmltodict's settings and handlers
+
+    def Parse(self, data: bytes, isfinal: bool = False) -> int:
+        parser = self._parser
+        start: Any = parser.StartElementHandler  # xmltodict's, set before it parses
+        end: Any = parser.EndElementHandler
+        depth = 0
+
+        def opened(name: str, attrs: Any) -> None:
+            nonlocal depth
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BodyError("too deep")
+            start(name, attrs)
+
+        def closed(name: str) -> None:
+            nonlocal depth
+            depth -= 1
+            end(name)
+
+        parser.StartElementHandler = opened
+        parser.EndElementHandler = closed
+        return parser.Parse(data, isfinal)
+
+
+def _field_value(_path: object, key: str, value: Any) -> tuple[str, Any] | None:
+    """xmltodict's hook for each value it stores: empty leaves as ``""``, no container text."""
+    if key == "#text":
+        return None  # the text between a container's children belongs to no field
+    return key, "" if value is None else value
+
+
 def _parse_xml(body: bytes) -> dict[str, Any]:
-    """Build the field dict with expat callbacks: one pass, no DOM, no entity expansion."""
-    # the explicit encoding overrides any declaration in the document: pushes are UTF-8
-    parser = expat.ParserCreate("UTF-8")
-    parser.buffer_text = True  # one text callback per run, CDATA pieces included
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse_dtd
-    parser.EntityDeclHandler = _refuse_dtd
-    parser.UnparsedEntityDeclHandler = _refuse_dtd
-    parser.ExternalEntityRefHandler = _refuse_dtd
-
-    # the document is the root element's parent, so the root needs no special case
-    document: dict[str, Any] = {}
-    # children dict of each open element; None until its first child shows it is no leaf
-    containers: list[dict[str, Any] | None] = [document]
-    text: list[str] = []  # text pieces of the innermost open element
-
-    def start(_name: str, _attrs: dict[str, str]) -> None:
-        if len(containers) > MAX_DEPTH:
-            raise BodyError("too deep")
-        if containers[-1] is None:
-            containers[-1] = {}
-        containers.append(None)
-        text.clear()  # whitespace between tags belongs to no leaf
-
-    def end(name: str) -> None:
-        children = containers.pop()
-        value: Any = children if children is not None else "".join(text)
-        text.clear()
-        siblings = containers[-1]
-        assert siblings is not None  # start() made the parent a container
-        previous = siblings.get(name, _ABSENT)
-        if previous is _ABSENT:
-            siblings[name] = value
-        elif type(previous) is list:  # a list here only comes from an earlier repetition
-            previous.append(value)
-        else:
-            siblings[name] = [previous, value]
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text.append
+    """The general parse (nesting, entities, attributes, repeats): xmltodict over guarded expat."""
     try:
-        parser.Parse(body, True)
+        document = xmltodict.parse(
+            body,
+            encoding="UTF-8",  # overrides any declaration in the document: pushes are UTF-8
+            expat=_GuardedExpat,
+            xml_attribs=False,
+            strip_whitespace=False,  # values keep their spaces, as the flat recognisers do
+            postprocessor=_field_value,  # type: ignore[arg-type]  # None drops a key: stubs omit it
+        )
     except expat.ExpatError:
         raise BodyError(_xml_error_reason(body)) from None
     if "xml" not in document:  # well-formed XML has exactly one root element
