@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_TOKEN
+from bot.testing.simulator import WeChatSimulator
 
 # The repo and shared/ sit side by side, here and in CI.
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "wechat-vectors.json"
@@ -92,3 +97,60 @@ async def wait_until_healthy(
             return False
         await asyncio.sleep(0.1)
     return False
+
+
+@dataclass
+class ServedBot:
+    """`wechat-bot serve` running as a process against a fake WeChat API, and a session to it."""
+
+    process: asyncio.subprocess.Process
+    base: str
+    session: aiohttp.ClientSession
+    log_path: Path
+
+    def simulator(self) -> WeChatSimulator:
+        """A simulator signing plaintext pushes to the bot's webhook."""
+        return WeChatSimulator(self.session, f"{self.base}/wechat", token=TEST_TOKEN)
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send `sig` and wait for the exit; the exit code."""
+        self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    def log(self) -> str:
+        """What the bot wrote to stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@asynccontextmanager
+async def served_bot(fake: FakeWeChat, data_dir: Path, **env: str) -> AsyncIterator[ServedBot]:
+    """Serve the bot as a process on a free port until the block ends (then kill it if alive).
+
+    Its stderr goes to a file, so a chatty bot never blocks on a full pipe.
+    """
+    api = TestServer(fake.app)
+    await api.start_server()
+    port = free_port()
+    log_path = data_dir / "bot-stderr.log"
+    try:
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *serve_command(port),
+                env=serve_env(fake, str(api.make_url("")), data_dir, **env),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as session:
+                up = await wait_until_healthy(
+                    session, f"{base}/healthz", exited=lambda: process.returncode is not None
+                )
+                assert up, f"the bot did not start:\n{log_path.read_text(errors='replace')}"
+                yield ServedBot(process, base, session, log_path)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    finally:
+        await api.close()

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from pathlib import Path
 
-import aiohttp
 import sample_handlers
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import free_port, serve_command, serve_env, wait_until_healthy
+from support import served_bot
 
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_TOKEN, BotFactory, BotUnderTest
-from bot.testing.simulator import WeChatSimulator, text_fields
+from bot.testing.simulator import text_fields
 from bot.wechat.signature import sha1_signature
 
 SAMPLES = ["sample_handlers", "handlers.greeting"]
@@ -179,42 +176,15 @@ async def _fuzz_bot(factory: BotFactory) -> BotUnderTest:
 
 async def test_sigterm_during_a_slow_handler_still_delivers_before_exit(tmp_path: Path) -> None:
     fake = FakeWeChat()
-    server = TestServer(fake.app)
-    await server.start_server()
-    port = free_port()
-    env = serve_env(
-        fake,
-        str(server.make_url("")),
-        tmp_path,
-        BOT_HANDLERS="sample_handlers,handlers.greeting",
-        BOT_CONFIG=str(_config(tmp_path)),
-        PYTHONPATH=str(Path(__file__).parent),
-    )
-    proc = await asyncio.create_subprocess_exec(
-        *serve_command(port),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/wechat"
-        async with aiohttp.ClientSession() as session:
-            up = await wait_until_healthy(session, f"http://127.0.0.1:{port}/healthz")
-            assert up, "the bot did not start"
-            sim = WeChatSimulator(session, url, token=TEST_TOKEN)
-            reply = await sim.send_text("o_demo_wang", "slow 2", msg_id="990001")
-            assert reply.is_success  # the budget (0.5 s) passed
-        proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), 15)
-        assert code == 0
-        assert fake.sent == [
-            {"touser": "o_demo_wang", "msgtype": "text", "text": {"content": "done after 2s"}}
-        ]
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await server.close()
+    handlers = "sample_handlers,handlers.greeting"
+    env = {"BOT_HANDLERS": handlers, "BOT_CONFIG": str(_config(tmp_path))}
+    async with served_bot(fake, tmp_path, PYTHONPATH=str(Path(__file__).parent), **env) as bot:
+        reply = await bot.simulator().send_text("o_demo_wang", "slow 2", msg_id="990001")
+        assert reply.is_success  # the budget (0.5 s) passed
+        assert await bot.stop() == 0
+    assert fake.sent == [
+        {"touser": "o_demo_wang", "msgtype": "text", "text": {"content": "done after 2s"}}
+    ]
 
 
 def _config(tmp_path: Path) -> Path:

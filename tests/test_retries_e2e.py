@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from support import free_port, serve_command, serve_env, wait_until_healthy
+from support import served_bot
 
 from bot.testing.fake_wechat import FakeWeChat
-from bot.testing.pytest_plugin import TEST_TOKEN
-from bot.testing.simulator import WeChatSimulator, text_fields
+from bot.testing.simulator import text_fields
 
 TESTS = Path(__file__).parent
 
@@ -26,43 +23,23 @@ TESTS = Path(__file__).parent
 async def test_a_retry_of_a_waiting_handler_gets_the_remembered_reply(
     tmp_path: Path, fast_path: bool
 ) -> None:
-    fake = FakeWeChat()
-    server = TestServer(fake.app)
-    await server.start_server()
-    port = free_port()
-    env = serve_env(
-        fake,
-        str(server.make_url("")),
-        tmp_path,
-        BOT_FAST_PATH=str(fast_path).lower(),
-        BOT_HANDLERS="sample_handlers",
-        PYTHONPATH=str(TESTS),
-    )
-    proc = await asyncio.create_subprocess_exec(
-        *serve_command(port), env=env, stderr=asyncio.subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            assert await wait_until_healthy(session, f"{base}/healthz"), "the bot did not start"
-            sim = WeChatSimulator(session, f"{base}/wechat", token=TEST_TOKEN)
-            fields = text_fields("o_test_retry", "slow 0.2")
-            # WeChat's retry: the same message (MsgId) with a fresh nonce, while the first runs
-            first = asyncio.ensure_future(sim.send_fields(fields))
-            await asyncio.sleep(0.05)
-            retry = await sim.send_fields(fields)
-            answered = await first
-            assert (answered.status, answered.content) == (200, "done after 0.2s")
-            assert (retry.status, retry.content) == (200, "done after 0.2s")
-            # and a retry after the answer gets it again, without running the handler
-            again = await sim.send_fields(fields)
-            assert (again.status, again.content) == (200, "done after 0.2s")
-            async with session.get(f"{base}/metrics") as resp:
-                metrics = await resp.text()
-            assert 'wechat_bot_requests_total{msg_type="text",outcome="duplicate"} 2.0' in metrics
-    finally:
-        proc.terminate()
-        _, stderr = await asyncio.wait_for(proc.communicate(), 15)
-        await server.close()
-    log = stderr.decode()
+    env = {"BOT_FAST_PATH": str(fast_path).lower(), "BOT_HANDLERS": "sample_handlers"}
+    async with served_bot(FakeWeChat(), tmp_path, PYTHONPATH=str(TESTS), **env) as bot:
+        sim = bot.simulator()
+        fields = text_fields("o_test_retry", "slow 0.2")
+        # WeChat's retry: the same message (MsgId) with a fresh nonce, while the first runs
+        first = asyncio.ensure_future(sim.send_fields(fields))
+        await asyncio.sleep(0.05)
+        retry = await sim.send_fields(fields)
+        answered = await first
+        assert (answered.status, answered.content) == (200, "done after 0.2s")
+        assert (retry.status, retry.content) == (200, "done after 0.2s")
+        # and a retry after the answer gets it again, without running the handler
+        again = await sim.send_fields(fields)
+        assert (again.status, again.content) == (200, "done after 0.2s")
+        async with bot.session.get(f"{bot.base}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'wechat_bot_requests_total{msg_type="text",outcome="duplicate"} 2.0' in metrics
+        assert await bot.stop() == 0
+        log = bot.log()
     assert "Traceback" not in log and "ERROR" not in log, log
