@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 from bot.config import Config, load_config, with_overrides
 from bot.server import batch, fastpath
 from bot.server.batch import Pending, answer_batch
+from bot.server.connections import Limits
 from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
+from bot.server.serve import listen, make_runner
 from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.testing.simulator import (
@@ -44,7 +46,7 @@ from bot.testing.simulator import (
 from bot.webhook import pipeline as webhook
 from bot.webhook.app import create_app
 from bot.webhook.pipeline import Admitted, Answer
-from bot.webhook.services import SERVICES, Services
+from bot.webhook.services import Services
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.signature import sha1_signature
 
@@ -159,20 +161,13 @@ async def serve(
         if safe:
             env["WECHAT_ENCODING_AES_KEY"] = TEST_AES_KEY
         config = with_overrides(load_config(config_file, env), shutdown_grace=3.0, **settings)
+        config = replace(config, host="127.0.0.1", port=0)  # the OS picks the port
         assert not config.redis_url
-        app = create_app(config)
-        runner = web.AppRunner(app, access_log=None)
+        limits = Limits(read_timeout=read_timeout, keepalive_timeout=keepalive_timeout)
+        runner = make_runner(create_app(config), config, limits)
         await runner.setup()
-        assert runner.server is not None
-        fast = FastServer(
-            app[SERVICES],
-            runner.server,
-            path=config.webhook_path,
-            max_body=config.max_body_bytes,
-            keepalive_timeout=keepalive_timeout,
-            read_timeout=read_timeout,
-        )
-        await fast.start("127.0.0.1", 0)
+        fast = await listen(runner, config, limits)
+        assert isinstance(fast, FastServer)
         port = int(cast(socket.socket, fast.sockets[0]).getsockname()[1])
         crypto = MessageCrypto(TEST_AES_KEY, config.app_id) if safe else None
         served = Served(config, fast, runner, port, crypto)

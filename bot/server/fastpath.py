@@ -23,7 +23,6 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import cast
@@ -32,14 +31,13 @@ from urllib.parse import unquote_plus
 from aiohttp.http import SERVER_SOFTWARE
 
 from bot.server.batch import Pending, answer_batch
+from bot.server.connections import DEFAULT_LIMITS, Limits, ProtocolFactory
 from bot.webhook.pipeline import TEXT, Answer
 from bot.webhook.services import Services
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 8190  # bytes before the blank line; aiohttp's own line limit
-KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections close after this (aiohttp's default)
-READ_TIMEOUT = 30.0  # a request must arrive whole within this (slow senders are cut off)
 MAX_QUEUED = 64  # answers queued before they are written anyway
 _SWEEP_INTERVAL = 1.0
 MAX_BATCH = 16  # pushes answered per loop iteration, in arrival order (README "Performance")
@@ -55,8 +53,6 @@ _FRAMING = re.compile(
     re.IGNORECASE,
 )
 _DIGITS = re.compile(rb"[0-9]{1,10}")
-
-Fallback = Callable[[], asyncio.Protocol]
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -104,20 +100,19 @@ class FastServer:
     def __init__(
         self,
         services: Services,
-        fallback: Fallback,
+        fallback: ProtocolFactory,
         *,
         path: str,
         max_body: int,
-        keepalive_timeout: float = KEEPALIVE_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.services = services
         self.fallback = fallback
         self.path = path
         self.raw_path = path.encode("ascii")
         self.max_body = max_body
-        self.keepalive_timeout = keepalive_timeout
-        self.read_timeout = read_timeout
+        self.keepalive_timeout = limits.keepalive_timeout
+        self.read_timeout = limits.read_timeout
         self.connections: set[WebhookProtocol] = set()
         self.closing = False
         self._server: asyncio.Server | None = None
