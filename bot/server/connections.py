@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,11 @@ class BadRequestLog(logging.LoggerAdapter[logging.Logger]):
 
     def _bad_request(self, args: tuple[object, ...], kwargs: dict[str, Any]) -> bool:
         exc = kwargs.get("exc_info")
+        if isinstance(exc, RequestPayloadError):  # a body it could not decode (gzip that is not)
+            exc = exc.__cause__
         if not isinstance(exc, HttpProcessingError):
             return False
-        peer = args[0] if args else "?"  # "Error handling request from %s", request.remote
+        peer = args[0] if args else "a client"  # "Error handling request from %s", remote
         what = (exc.message or type(exc).__name__).strip().splitlines()[0].rstrip(":")
         log.warning("bad request from %s (%d): %s", peer, exc.code, what)
         return True
