@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from listening_bots import WAIT, ListeningBot, listening_bot, read_until_closed
 
 from bot.server.connections import Limits
 from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.pytest_plugin import TEST_TOKEN
+from bot.testing.simulator import build_xml, sign_request, text_fields
 
 SHORT = Limits(read_timeout=0.3, keepalive_timeout=0.3)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -179,3 +183,30 @@ async def test_malformed_request_is_one_warning_line_with_the_peer(
     assert line.levelname == "WARNING" and line.exc_info is None
     assert "bad request from 127.0.0.1" in line.getMessage()
     assert what in line.getMessage()
+
+
+@both_paths
+async def test_compressed_push_is_refused_with_one_warning_line(
+    fake_wechat: FakeWeChat,
+    fake_api: str,
+    tmp_path: Path,
+    fast_path: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    signed = sign_request(TEST_TOKEN, build_xml(text_fields("o_gzip", "你好")))
+    head = (
+        f"POST /wechat?{urlencode(signed.params)} HTTP/1.1\r\nHost: a\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {len(signed.body)}\r\n\r\n"
+    )
+    async with bot(fake_wechat, fake_api, tmp_path, fast_path, Limits()) as listening:
+        caplog.clear()
+        reader, writer = await _open(listening.port)
+        try:
+            writer.write(head.encode() + signed.body + HEALTHZ)
+            answered = await asyncio.wait_for(reader.readuntil(b"compressed bodies"), WAIT)
+            await asyncio.sleep(0.2)  # aiohttp reads the rest of the body after answering
+        finally:
+            writer.close()
+    assert answered.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [("WARNING", "POST /wechat refused (400): compressed bodies are not accepted")]

@@ -149,8 +149,11 @@ class BadRequestLog(logging.LoggerAdapter[logging.Logger]):
 
     def _bad_request(self, args: tuple[object, ...], kwargs: dict[str, Any]) -> bool:
         exc = kwargs.get("exc_info")
-        if isinstance(exc, RequestPayloadError):  # a body it could not decode (gzip that is not)
-            exc = exc.__cause__
+        if isinstance(exc, RequestPayloadError):
+            # the rest of a body aiohttp reads after answering, and cannot decode (a gzip that
+            # is not): that request already has its answer and its line
+            log.debug("undecodable body after the answer: %s", exc)
+            return True
         if not isinstance(exc, HttpProcessingError):
             return False
         peer = args[0] if args else "a client"  # "Error handling request from %s", remote
