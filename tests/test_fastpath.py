@@ -735,6 +735,45 @@ async def test_odd_webhook_targets_are_served_by_aiohttp(serve: Serve, target: s
         assert not served.fast.connections
 
 
+@pytest.mark.parametrize("leading", [b"\r\n", b"\n", b"\r\n\r\n\n"], ids=["crlf", "lf", "several"])
+async def test_empty_lines_before_a_push_are_skipped_here(serve: Serve, leading: bytes) -> None:
+    served = await serve()
+    async with connect(served.port) as (reader, writer):
+        writer.write(leading + served.push())
+        assert_greeting(served, await read_response(reader))
+        assert len(served.fast.connections) == 1  # answered here, not handed to aiohttp
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [b"Host: 127.0.0.2"],  # a second Host
+        [b"Content-Encoding: identity"],
+        [b"X-Pad-%d: 1" % i for i in range(40)],  # more headers than WeChat ever sends
+    ],
+    ids=["two-hosts", "content-encoding", "forty-headers"],
+)
+async def test_pushes_outside_the_fast_paths_policy_are_answered_by_aiohttp(
+    serve: Serve, headers: list[bytes]
+) -> None:
+    served = await serve()
+    async with connect(served.port) as (reader, writer):
+        writer.write(served.push(headers=headers))
+        response = await read_response(reader)
+        assert not served.fast.connections
+    if headers[0].startswith(b"Host"):
+        assert response.status == 400  # aiohttp: "Duplicate 'Host' header found"
+    else:
+        assert_greeting(served, response)
+
+
+async def test_push_without_host_is_400_as_aiohttp_answers_it(serve: Serve) -> None:
+    served = await serve()
+    data = served.push().replace(b"Host: 127.0.0.1\r\n", b"", 1)
+    (response,) = await exchange(served, data)
+    assert response.status == 400
+
+
 async def test_push_then_healthz_in_one_write_are_answered_in_order(serve: Serve) -> None:
     served = await serve()
     healthz = http_request("GET", "/healthz", content_length=False)
