@@ -42,6 +42,25 @@ class ListeningBot:
         return len(self.runner.server.connections)
 
 
+def bot_config(
+    fake: FakeWeChat, api_url: str, data_dir: Path, *, safe: bool = False, **settings: Any
+) -> Config:
+    """The settings of a bot against `fake` on 127.0.0.1, the port left to the OS."""
+    config_file = data_dir / "config.yaml"
+    config_file.write_text("account_name: Test Account\n", encoding="utf-8")
+    env = {
+        "WECHAT_TOKEN": TEST_TOKEN,
+        "WECHAT_APP_ID": fake.app_id,
+        "WECHAT_APP_SECRET": fake.app_secret,
+        "WECHAT_API_BASE_URL": api_url,
+        "BOT_DATA_DIR": str(data_dir / "data"),
+    }
+    if safe:
+        env["WECHAT_ENCODING_AES_KEY"] = TEST_AES_KEY
+    config = with_overrides(load_config(config_file, env), **{"shutdown_grace": 1.0, **settings})
+    return replace(config, host="127.0.0.1", port=0)  # the OS picks the port
+
+
 @contextlib.asynccontextmanager
 async def listening_bot(
     fake: FakeWeChat,
@@ -54,21 +73,7 @@ async def listening_bot(
     **settings: Any,
 ) -> AsyncIterator[ListeningBot]:
     """A bot served as `serve` serves it, stopped on exit."""
-    config_file = data_dir / "config.yaml"
-    config_file.write_text("account_name: Test Account\n", encoding="utf-8")
-    env = {
-        "WECHAT_TOKEN": TEST_TOKEN,
-        "WECHAT_APP_ID": fake.app_id,
-        "WECHAT_APP_SECRET": fake.app_secret,
-        "WECHAT_API_BASE_URL": api_url,
-        "BOT_DATA_DIR": str(data_dir / f"data-{fast_path}"),
-    }
-    if safe:
-        env["WECHAT_ENCODING_AES_KEY"] = TEST_AES_KEY
-    config = with_overrides(
-        load_config(config_file, env), shutdown_grace=1.0, fast_path=fast_path, **settings
-    )
-    config = replace(config, host="127.0.0.1", port=0)  # the OS picks the port
+    config = bot_config(fake, api_url, data_dir, safe=safe, fast_path=fast_path, **settings)
     runner = make_runner(create_app(config), config, limits)
     await runner.setup()
     listener = await listen(runner, config, limits)

@@ -20,7 +20,7 @@ import pytest
 from listening_bots import WAIT, ListeningBot, listening_bot, read_until_closed
 
 from bot.server.connections import Limits
-from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_TOKEN
 from bot.testing.simulator import build_xml, sign_request, text_fields
 
@@ -28,14 +28,6 @@ SHORT = Limits(read_timeout=0.3, keepalive_timeout=0.3)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 both_paths = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "aiohttp"])
-
-
-@pytest.fixture
-async def fake_api(fake_wechat: FakeWeChat) -> AsyncIterator[str]:
-    """The fake WeChat API on a loopback port; its base URL."""
-    runner, url = await start_fake_wechat(fake=fake_wechat)
-    yield url
-    await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

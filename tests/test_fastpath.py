@@ -25,14 +25,15 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from listening_bots import bot_config
 
-from bot.config import Config, load_config, with_overrides
+from bot.config import Config
 from bot.server import batch, fastpath
 from bot.server.batch import Pending, answer_batch
 from bot.server.connections import Limits
 from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
 from bot.server.serve import listen, make_runner
-from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.testing.simulator import (
     BotReply,
@@ -128,14 +129,6 @@ class Serve(Protocol):
 
 
 @pytest.fixture
-async def fake_api(fake_wechat: FakeWeChat) -> AsyncIterator[str]:
-    """The fake WeChat API on a loopback port; its base URL."""
-    runner, url = await start_fake_wechat(fake=fake_wechat)
-    yield url
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def serve(
     fake_wechat: FakeWeChat, fake_api: str, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
@@ -149,19 +142,11 @@ async def serve(
         safe: bool = False,
         **settings: Any,
     ) -> Served:
-        config_file = tmp_path / "config.yaml"
-        config_file.write_text("account_name: Test Account\n", encoding="utf-8")
-        env = {
-            "WECHAT_TOKEN": TEST_TOKEN,
-            "WECHAT_APP_ID": fake_wechat.app_id,
-            "WECHAT_APP_SECRET": fake_wechat.app_secret,
-            "WECHAT_API_BASE_URL": fake_api,
-            "BOT_DATA_DIR": str(tmp_path / f"data{len(started)}"),
-        }
-        if safe:
-            env["WECHAT_ENCODING_AES_KEY"] = TEST_AES_KEY
-        config = with_overrides(load_config(config_file, env), shutdown_grace=3.0, **settings)
-        config = replace(config, host="127.0.0.1", port=0)  # the OS picks the port
+        data_dir = tmp_path / f"bot{len(started)}"
+        data_dir.mkdir()
+        config = bot_config(
+            fake_wechat, fake_api, data_dir, safe=safe, shutdown_grace=3.0, **settings
+        )
         assert not config.redis_url
         limits = Limits(read_timeout=read_timeout, keepalive_timeout=keepalive_timeout)
         runner = make_runner(create_app(config), config, limits)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 from listening_bots import ListeningBot, listening_bot
 
-from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.testing.simulator import SignedRequest, build_xml, open_reply, sign_request, text_fields
 from bot.wechat.crypto import MessageCrypto
@@ -298,13 +298,6 @@ def _comparable(answers: list[Answer] | str) -> list[Answer] | str:
     if isinstance(answers, str):
         return answers
     return [(500, "") if status == 500 else (status, body) for status, body in answers]
-
-
-@pytest.fixture
-async def fake_api(fake_wechat: FakeWeChat) -> AsyncIterator[str]:
-    runner, url = await start_fake_wechat(fake=fake_wechat)
-    yield url
-    await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
