@@ -25,12 +25,15 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from listening_bots import bot_config
 
-from bot.config import Config, load_config, with_overrides
+from bot.config import Config
 from bot.server import batch, fastpath
 from bot.server.batch import Pending, answer_batch
+from bot.server.connections import Limits
 from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
-from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.server.serve import listen, make_runner
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.testing.simulator import (
     BotReply,
@@ -44,7 +47,7 @@ from bot.testing.simulator import (
 from bot.webhook import pipeline as webhook
 from bot.webhook.app import create_app
 from bot.webhook.pipeline import Admitted, Answer
-from bot.webhook.services import SERVICES, Services
+from bot.webhook.services import Services
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.signature import sha1_signature
 
@@ -126,14 +129,6 @@ class Serve(Protocol):
 
 
 @pytest.fixture
-async def fake_api(fake_wechat: FakeWeChat) -> AsyncIterator[str]:
-    """The fake WeChat API on a loopback port; its base URL."""
-    runner, url = await start_fake_wechat(fake=fake_wechat)
-    yield url
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def serve(
     fake_wechat: FakeWeChat, fake_api: str, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
@@ -147,32 +142,17 @@ async def serve(
         safe: bool = False,
         **settings: Any,
     ) -> Served:
-        config_file = tmp_path / "config.yaml"
-        config_file.write_text("account_name: Test Account\n", encoding="utf-8")
-        env = {
-            "WECHAT_TOKEN": TEST_TOKEN,
-            "WECHAT_APP_ID": fake_wechat.app_id,
-            "WECHAT_APP_SECRET": fake_wechat.app_secret,
-            "WECHAT_API_BASE_URL": fake_api,
-            "BOT_DATA_DIR": str(tmp_path / f"data{len(started)}"),
-        }
-        if safe:
-            env["WECHAT_ENCODING_AES_KEY"] = TEST_AES_KEY
-        config = with_overrides(load_config(config_file, env), shutdown_grace=3.0, **settings)
-        assert not config.redis_url
-        app = create_app(config)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        assert runner.server is not None
-        fast = FastServer(
-            app[SERVICES],
-            runner.server,
-            path=config.webhook_path,
-            max_body=config.max_body_bytes,
-            keepalive_timeout=keepalive_timeout,
-            read_timeout=read_timeout,
+        data_dir = tmp_path / f"bot{len(started)}"
+        data_dir.mkdir()
+        config = bot_config(
+            fake_wechat, fake_api, data_dir, safe=safe, shutdown_grace=3.0, **settings
         )
-        await fast.start("127.0.0.1", 0)
+        assert not config.redis_url
+        limits = Limits(read_timeout=read_timeout, keepalive_timeout=keepalive_timeout)
+        runner = make_runner(create_app(config), config, limits)
+        await runner.setup()
+        fast = await listen(runner, config, limits)
+        assert isinstance(fast, FastServer)
         port = int(cast(socket.socket, fast.sockets[0]).getsockname()[1])
         crypto = MessageCrypto(TEST_AES_KEY, config.app_id) if safe else None
         served = Served(config, fast, runner, port, crypto)
@@ -780,6 +760,45 @@ async def test_odd_webhook_targets_are_served_by_aiohttp(serve: Serve, target: s
         writer.write(data)
         assert_greeting(served, await read_response(reader))
         assert not served.fast.connections
+
+
+@pytest.mark.parametrize("leading", [b"\r\n", b"\n", b"\r\n\r\n\n"], ids=["crlf", "lf", "several"])
+async def test_empty_lines_before_a_push_are_skipped_here(serve: Serve, leading: bytes) -> None:
+    served = await serve()
+    async with connect(served.port) as (reader, writer):
+        writer.write(leading + served.push())
+        assert_greeting(served, await read_response(reader))
+        assert len(served.fast.connections) == 1  # answered here, not handed to aiohttp
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [b"Host: 127.0.0.2"],  # a second Host
+        [b"Content-Encoding: identity"],
+        [b"X-Pad-%d: 1" % i for i in range(40)],  # more headers than WeChat ever sends
+    ],
+    ids=["two-hosts", "content-encoding", "forty-headers"],
+)
+async def test_pushes_outside_the_fast_paths_policy_are_answered_by_aiohttp(
+    serve: Serve, headers: list[bytes]
+) -> None:
+    served = await serve()
+    async with connect(served.port) as (reader, writer):
+        writer.write(served.push(headers=headers))
+        response = await read_response(reader)
+        assert not served.fast.connections
+    if headers[0].startswith(b"Host"):
+        assert response.status == 400  # aiohttp: "Duplicate 'Host' header found"
+    else:
+        assert_greeting(served, response)
+
+
+async def test_push_without_host_is_400_as_aiohttp_answers_it(serve: Serve) -> None:
+    served = await serve()
+    data = served.push().replace(b"Host: 127.0.0.1\r\n", b"", 1)
+    (response,) = await exchange(served, data)
+    assert response.status == 400
 
 
 async def test_push_then_healthz_in_one_write_are_answered_in_order(serve: Serve) -> None:

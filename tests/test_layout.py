@@ -31,7 +31,7 @@ ORDER = [
     "bot.wechat",
 ]
 SHARED = {"bot.config", "bot.logs", "bot.metrics"}  # settings, the log line, the metrics
-SPEED_LAYER = {"bot.server.fastpath", "bot.server.batch"}
+SPEED_LAYER = {"bot.server.fastpath", "bot.server.batch", "bot.server.framing", "bot.server.policy"}
 
 
 def _module_name(path: Path) -> str:

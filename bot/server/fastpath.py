@@ -1,19 +1,20 @@
 """The webhook's lean HTTP/1.1 path: WeChat's pushes without aiohttp's per-request machinery.
 
 WeChat's pushes are all alike: `POST <webhook path>?<signed query>` with a Content-Length body
-on a keep-alive connection. `WebhookProtocol` answers exactly those itself: the head checked by
-one strict pattern, the body sliced from the buffer, the push queued, and the answer written
-with one `write`. The queue is answered in arrival order, `MAX_BATCH` pushes per loop
-iteration, each step of the pipeline over the whole batch (`bot.server.batch`).
+on a keep-alive connection. `WebhookProtocol` answers exactly those itself: the head read by
+llhttp (`bot.server.framing`), judged ours by `bot.server.policy`, the body sliced from the
+buffer, the push queued, and the answer written with one `write`. The queue is answered in
+arrival order, `MAX_BATCH` pushes per loop iteration, each step of the pipeline over the whole
+batch (`bot.server.batch`).
 
 Anything else (another path or method, a chunked body, `Expect`, an upgrade, HTTP/1.0, an
 oversized, odd or malformed head) hands the connection, with every byte not yet answered, to
-aiohttp's own protocol, which serves it from then on exactly as `web.run_app` would: the
-handshake, /healthz, /metrics, 4xx answers.
+aiohttp's own protocol behind `bot.server.connections`' limits, which serves it from then on
+exactly as `web.run_app` would: the handshake, /healthz, /metrics, 4xx answers.
 
-Why it exists: on the bench (README "Performance") aiohttp's request handling alone costs
-most of the per-message budget that the performance target leaves; see the numbers there.
-Set `fast_path: false` to serve everything through aiohttp.
+Why it exists: aiohttp's request handling alone costs most of the per-message budget that the
+performance target leaves (README "Performance"). Set `fast_path: false` to serve everything
+through aiohttp.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import cast
@@ -32,36 +31,22 @@ from urllib.parse import unquote_plus
 from aiohttp.http import SERVER_SOFTWARE
 
 from bot.server.batch import Pending, answer_batch
+from bot.server.connections import DEFAULT_LIMITS, Limits, ProtocolFactory
+from bot.server.framing import MAX_HEAD, Unread, read_head
+from bot.server.policy import fast_request
 from bot.webhook.pipeline import TEXT, Answer
 from bot.webhook.services import Services
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD = 8190  # bytes before the blank line; aiohttp's own line limit
-KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections close after this (aiohttp's default)
-READ_TIMEOUT = 30.0  # a request must arrive whole within this (slow senders are cut off)
 MAX_QUEUED = 64  # answers queued before they are written anyway
 _SWEEP_INTERVAL = 1.0
 MAX_BATCH = 16  # pushes answered per loop iteration, in arrival order (README "Performance")
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-# The whole head of a request we serve: request line, then header lines of visible text.
-# No obs-fold, no bare CR or LF, no control bytes: anything else is aiohttp's to judge.
-_HEAD = re.compile(rb"POST (/[!-~]*) HTTP/1\.1(?:\r\n" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*")
-# Headers that change how a request is framed or answered (and Content-Length itself)
-_FRAMING = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection|expect|upgrade):"
-    rb"[\t ]*([^\r]*?)[\t ]*(?=\r\n|\Z)",
-    re.IGNORECASE,
-)
-_DIGITS = re.compile(rb"[0-9]{1,10}")
-
-Fallback = Callable[[], asyncio.Protocol]
-
 
 def parse_query(raw: bytes) -> dict[str, str]:
     """A request target's query as a dict: first value wins, `+` and %XX decoded (as yarl)."""
-    text = raw.decode("ascii")  # the head pattern admits only visible ASCII in the target
+    text = raw.decode("ascii")  # llhttp admits only visible ASCII in a query
     escaped = "%" in text or "+" in text
     query: dict[str, str] = {}
     for part in text.split("&"):
@@ -75,49 +60,25 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return query
 
 
-def _framing(head: bytes) -> tuple[int, bool] | None:
-    """(Content-Length, close after answering) for a request we serve; None: not ours."""
-    length: int | None = None
-    close = False
-    for name, value in _FRAMING.findall(head):
-        name = name.lower()
-        if name == b"content-length":
-            if length is not None or _DIGITS.fullmatch(value) is None:
-                return None  # repeated or not a plain number: let aiohttp refuse it
-            length = int(value)
-        elif name == b"connection":
-            token = value.lower()
-            if token == b"close":
-                close = True
-            elif token != b"keep-alive":
-                return None
-        else:
-            return None  # chunked bodies, Expect, upgrades
-    if length is None:
-        return None
-    return length, close
-
-
 class FastServer:
     """The listening socket: fast pushes here, everything else through aiohttp's `fallback`."""
 
     def __init__(
         self,
         services: Services,
-        fallback: Fallback,
+        fallback: ProtocolFactory,
         *,
         path: str,
         max_body: int,
-        keepalive_timeout: float = KEEPALIVE_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.services = services
         self.fallback = fallback
         self.path = path
         self.raw_path = path.encode("ascii")
         self.max_body = max_body
-        self.keepalive_timeout = keepalive_timeout
-        self.read_timeout = read_timeout
+        self.keepalive_timeout = limits.keepalive_timeout
+        self.read_timeout = limits.read_timeout
         self.connections: set[WebhookProtocol] = set()
         self.closing = False
         self._server: asyncio.Server | None = None
@@ -176,9 +137,8 @@ class FastServer:
         """Answer the first `limit` queued pushes (`bot.server.batch`), then write every answer.
 
         The rest wait for the next loop iteration, ahead of whatever is read meanwhile: a
-        push waits for those that arrived before it and no others, so latencies stay even.
-        Measured (README "Performance"): with 64 connections, 16 at a time kept the p99 within
-        ~1.45x of the median, where whole loop iterations' worth (up to 64) gave ~1.6-1.8x.
+        push waits for those that arrived before it and no others, so latencies stay even
+        (bench/README.md, "Measured": the batch size against the p99).
         """
         pending = self._pending
         batch = pending[:limit]
@@ -202,10 +162,9 @@ class FastServer:
         """Queue an answer; the queue is written when the batch ends (else once this loop
         iteration's reads are done).
 
-        Measured (README "Performance"): answering every ready connection first and then
-        writing all the answers, instead of a write after each, raised plain-mode throughput
-        from ~9,300 to ~14,500 pushes a second: the interpreter's and the kernel's work each
-        run in one stretch, not interleaved per request.
+        Answering every ready connection first and then writing all the answers, instead of a
+        write after each, lets the interpreter's and the kernel's work each run in one stretch,
+        not interleaved per request (bench/README.md, "Measured").
         """
         outbox = self._outbox
         if not outbox and not self._batching:  # a batch writes its answers when it ends
@@ -373,39 +332,33 @@ class WebhookProtocol(asyncio.Protocol):
     def _serve_buffer(self) -> None:
         server = self._server
         while self._buf and self._transport is not None and not self._close_after:
-            buf = self._buf
-            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
-            if end < 0:
-                if len(buf) > MAX_HEAD or buf.count(b"\n") != buf.count(b"\r\n"):
-                    self._hand_off()  # aiohttp answers an oversized head or bare LFs
-                else:
-                    self._wait_for_more()
+            # RFC 9112 2.2: empty lines before a request line are skipped, as llhttp does
+            buf = self._buf = self._buf.lstrip(b"\r\n")
+            if not buf:
+                self._wait_for_more()
                 return
-            head = buf[:end]
-            matched = _HEAD.fullmatch(head)
-            if matched is None:
+            head = read_head(buf)
+            if head is Unread.INCOMPLETE:
+                self._wait_for_more()
+                return
+            if head is Unread.MALFORMED:
+                self._hand_off()  # aiohttp answers 400
+                return
+            request = fast_request(head, server.raw_path, server.max_body)
+            if request is None:
                 self._hand_off()
                 return
-            path, _, query = matched.group(1).partition(b"?")
-            framing = _framing(head)
-            if path != server.raw_path or b"#" in query or framing is None:
-                self._hand_off()
-                return
-            length, close = framing
-            if length > server.max_body:
-                self._hand_off()  # aiohttp answers 413 without buffering the body here
-                return
-            total = end + 4 + length
+            total = head.size + request.length
             if len(buf) < total:
                 self._wait_for_more()
                 return
-            body = buf[end + 4 : total]
+            body = buf[head.size : total]
             self._buf = buf[total:]
             self._partial_since = 0.0
-            if close:
+            if request.close:
                 self._close_after = True
             self._queued = True
-            server.enqueue(self, query, body)
+            server.enqueue(self, request.raw_query, body)
             return
 
     def _wait_for_more(self) -> None:
