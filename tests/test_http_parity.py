@@ -331,7 +331,10 @@ async def test_both_paths_answer_the_corpus_alike(
             if name in DELIBERATE:
                 assert isinstance(fast_answers, list) and isinstance(aiohttp_answers, list)
                 assert fast_answers[0][0] == 200, (name, fast_answers)
-                assert all(status != 200 for status, _ in aiohttp_answers), (name, answers)
+                # aiohttp answers none of them, or (3.12+, whose eager tasks finish a push that
+                # never waits before the half-close is seen) the same as the fast path
+                answered_alike = aiohttp_answers == fast_answers
+                assert answered_alike or all(s != 200 for s, _ in aiohttp_answers), (name, answers)
             elif fast_answers != aiohttp_answers:
                 differences[name] = (fast_answers, aiohttp_answers)
     assert server_errors == {}
