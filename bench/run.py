@@ -59,8 +59,8 @@ from bot.wechat.xml import parse_body
 
 ACCOUNT_NAME = "Bench Account"
 SHIPPED_TIMESTAMP_WINDOW = 300.0
-# Targets of the issue, shown beside the numbers and never asserted.
-TARGET_RATIO = {"plain": 0.50, "safe": 0.35}
+# The targets (issue 12: the layout must not cost speed), shown beside the numbers, never asserted.
+TARGET_RATIO = {"plain": 0.70, "safe": 0.50}
 TARGET_P99_RATIO = 2.0
 
 Driver = Literal["auto", "wrk", "aiohttp"]
