@@ -7,11 +7,11 @@ no trip round the event loop. 3.11 has no eager tasks; `_start_task_eagerly_311`
 the optional speed layer, behind `eager_starter()`: without it 3.11 starts handlers lazily,
 which is correct, one loop iteration later.
 
-Why not simply a task made before the first step: on 3.11 a task schedules its first step as it
-is made, so every push would pay for a task, a loop callback and a second coroutine, about 13 µs
-where 3.12's eager start costs 1 (bench/README.md, "Measured"). Most handlers never wait, so the
-first step runs under a stand-in (`_FirstStep`) and a real task is made only for a handler that
-waits; the stand-in then forwards to it.
+The first step runs inside the real task that later carries the handler on (made first, so
+scheduled at once on 3.11, whose tasks cannot start eagerly): libraries that key state on the
+current task (anyio, so httpx), task factories that wrap the coroutine, `asyncio.timeout` and
+task groups see exactly what they see on 3.12. A stand-in task would save about 5 µs a push
+and was tried: it broke those (bench/README.md, "Measured").
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import contextvars
 import sys
 from asyncio.tasks import _enter_task, _leave_task  # private: 3.11 has no public way
 from collections.abc import Coroutine, Generator
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from bot.webhook.ledger import Starter, start_task
 
@@ -35,130 +35,93 @@ def eager_starter() -> Starter[Any]:
     return start_task if sys.version_info >= (3, 12) else _start_task_eagerly_311
 
 
-class _FirstStep:
-    """What `asyncio.current_task()` is while a handler makes its first step (3.11).
-
-    What asyncio asks of the current task there — `cancel`, `uncancel` and `cancelling` for
-    `asyncio.timeout` and `TaskGroup`, `get_loop` — it answers; once the handler waits, a real
-    task carries it on and the stand-in forwards everything to that task, so a timeout or task
-    group entered in the first step acts on the handler's own task. A cancel asked for during
-    the first step itself is handed to that task (or cancels the result if there is none).
-    The one visible difference from 3.12: the object seen as current in the first step is this
-    stand-in, not the task seen later.
-    """
-
-    __slots__ = ("_cancels", "_loop", "_message", "task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._cancels = 0
-        self._message: Any = None
-        self.task: asyncio.Task[Any] | None = None
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.task is not None:
-            return self.task.cancel(msg)
-        self._cancels += 1
-        self._message = msg
-        return True
-
-    def uncancel(self) -> int:
-        if self.task is not None:
-            return self.task.uncancel()
-        self._cancels = max(0, self._cancels - 1)
-        return self._cancels
-
-    def cancelling(self) -> int:
-        return self.task.cancelling() if self.task is not None else self._cancels
-
-    def done(self) -> bool:
-        return self.task.done() if self.task is not None else False
-
-    def __getattr__(self, name: str) -> Any:
-        if self.task is None:
-            raise AttributeError(f"a handler's first step has no {name!r} yet")
-        return getattr(self.task, name)
-
-
 def _start_task_eagerly_311(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-    """`coro`'s first step now; a task of its own only if it waits (3.11's `eager_start`).
+    """`coro`'s first step now, inside a task of its own (3.11: what 3.12's `eager_start` does).
 
-    A coroutine that finishes (or raises) in its first step gives a done future and no task.
+    A coroutine that finishes (or raises) in its first step gives a done future; the task made
+    for that step then ends on the next loop iteration without running anything.
     """
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
-    step = _FirstStep(loop)
-    stand_in = cast("asyncio.Task[Any]", step)  # what asyncio asks of a task, it answers
+    resume: _Resume[T] = _Resume(coro)
+    task = loop.create_task(resume.run(), context=context)
     current = asyncio.current_task(loop)
     if current is not None:
         _leave_task(loop, current)
-    _enter_task(loop, stand_in)
+    _enter_task(loop, task)
     try:
-        yielded = context.run(coro.send, None)
+        resume.yielded = context.run(coro.send, None)
     except StopIteration as stop:
+        resume.finished = True
         done: asyncio.Future[T] = loop.create_future()
-        if step.cancelling():
-            done.cancel(step._message)
+        if task.cancelling():  # it cancelled its own task, then returned: cancelled, as on 3.12
+            done.cancel()
         else:
             done.set_result(stop.value)
         return done
-    except asyncio.CancelledError as exc:
-        cancelled: asyncio.Future[T] = loop.create_future()
-        cancelled.cancel(*exc.args)
-        return cancelled
-    except Exception as exc:
+    except BaseException as exc:
+        resume.finished = True  # the task ends quietly; the future carries the exception
+        if not isinstance(exc, Exception):
+            raise
         failed: asyncio.Future[T] = loop.create_future()
         failed.set_exception(exc)
         return failed
     finally:
-        _leave_task(loop, stand_in)
+        _leave_task(loop, task)
         if current is not None:
             _enter_task(loop, current)
-    task = loop.create_task(_Resume(coro, yielded), context=context)
-    for _ in range(step.cancelling()):  # asked for in the first step: the task's now
-        task.cancel(step._message)
-    step.task = task
+    task.add_done_callback(resume.cancelled_before_resuming)
     return task
 
 
-class _Resume(Coroutine[Any, T, T]):
-    """A coroutine that has made its first step, as its task carries it on (3.11).
+class _Resume(Generic[T]):
+    """Carries on a coroutine that has made its first step; its task re-yields what it yielded.
 
-    To the task it is the coroutine itself: the first `send` gives back what the first step
-    yielded, then every `send` and `throw` goes straight to the handler's coroutine, so a
-    cancellation that reaches the task before its first step still reaches the handler.
+    `finished`: the first step already ended the coroutine (the task has nothing to do).
     """
 
-    __slots__ = ("coro", "resumed", "yielded")
+    __slots__ = ("coro", "finished", "started", "yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], yielded: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
         self.coro = coro
-        self.yielded = yielded
-        self.resumed = False
+        self.yielded: Any = None
+        self.finished = False
+        self.started = False  # the task has begun `run`
 
-    def send(self, value: Any) -> Any:
-        if not self.resumed:
-            self.resumed = True
-            yielded, self.yielded = self.yielded, None
-            return yielded
-        return self.coro.send(value)
+    def cancelled_before_resuming(self, task: asyncio.Future[Any]) -> None:
+        """A cancel that ended the task before its first step never reached the coroutine
+        (it was thrown into `run`, not yet started): throw it in now, as a task would have."""
+        if self.finished or self.started or not task.cancelled():
+            return
+        self.finished = True
+        if isinstance(self.yielded, asyncio.Future):
+            self.yielded.cancel()  # what it waited on is cancelled with it, as on 3.12
+        try:
+            self.coro.throw(asyncio.CancelledError())
+        except (Exception, asyncio.CancelledError):  # it ended, one way or another
+            return
+        self.coro.close()  # it awaited again while cancelled: no task can carry it on
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        self.resumed = True
-        if val is None and tb is None:
-            return self.coro.throw(typ)
-        return self.coro.throw(typ, val, tb)
-
-    def close(self) -> None:
-        self.coro.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("__name__", "__qualname__"):  # the task's repr names the handler
-            return getattr(self.coro, name)
-        raise AttributeError(name)
+    async def run(self) -> T:
+        self.started = True  # from here on the task itself carries the coroutine
+        if self.finished:
+            return None  # type: ignore[return-value]  # nobody reads this task's result
+        return await self
 
     def __await__(self) -> Generator[Any, Any, T]:
-        raise TypeError("a handler's resumed coroutine is run by its own task, not awaited")
+        yielded = self.yielded
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:  # thrown in by the task (cancellation): pass it on
+                try:
+                    yielded = self.coro.throw(exc)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                continue
+            try:
+                yielded = self.coro.send(value)
+            except StopIteration as stop:
+                result = stop.value
+                return result
