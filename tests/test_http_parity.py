@@ -114,6 +114,10 @@ def plain_corpus(s: Signer) -> dict[str, Case]:
         "push-then-half-close": Case(request(s.sign()), half_close=True),
         "two-pushes-then-half-close": Case(request(s.sign()) + request(s.sign()), half_close=True),
         "push-and-junk-in-one-write": Case(request(s.sign()) + b"JUNK\r\n\r\n"),
+        "close-push-and-more-in-one-write": Case(
+            request(s.sign(), headers=(b"Host: 127.0.0.1", b"Connection: close"))
+            + request(s.sign())
+        ),
         "leading-crlf": Case(b"\r\n" + request(s.sign())),
         "leading-lf": Case(b"\n\n" + request(s.sign())),
         "leading-cr": Case(b"\r" + request(s.sign())),
@@ -290,7 +294,12 @@ def _opened(status: int, body: bytes, crypto: MessageCrypto | None) -> object:
 # request in it drops the good ones before it) and closes on the client's half-close without
 # answering what it was still working on. Each case here: the fast path answers the pushes, and
 # aiohttp answers none of them.
-DELIBERATE = {"push-then-half-close", "two-pushes-then-half-close", "push-and-junk-in-one-write"}
+DELIBERATE = {
+    "push-then-half-close",
+    "two-pushes-then-half-close",
+    "push-and-junk-in-one-write",
+    "close-push-and-more-in-one-write",
+}
 
 
 def _server_errors(answers: list[Answer] | str) -> list[Answer]:

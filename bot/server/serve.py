@@ -58,7 +58,6 @@ async def serve(config: Config, *, ready: Callable[[str], None] | None = None) -
     app.on_startup.append(tune_gc)
     runner = make_runner(app, config)
     await runner.setup()
-    app[SERVICES].ledger.start = eager_starter()  # handlers that never wait cost no loop trip
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -97,6 +96,7 @@ async def listen(
     """Listen on the configured host and port: pushes on the fast path (unless
     `fast_path: false`), everything else through `runner`'s aiohttp protocol, guarded."""
     assert runner.server is not None, "runner.setup() first"
+    runner.app[SERVICES].ledger.start = eager_starter()  # a handler that never waits: no loop trip
     fallback = guarded(runner.server, limits)
     if config.fast_path and FastServer is not None:
         fast = FastServer(
