@@ -393,6 +393,34 @@ async def test_push_written_a_byte_at_a_time_is_answered_once(serve: Serve) -> N
         assert len(served.fast.connections) == 1
 
 
+async def test_a_body_trickling_in_is_not_parsed_again_for_every_read(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an unsigned client trickling a body must not cost a head parse (and a copy) per read
+    reads: list[int] = []
+    real_read_head = read_head
+
+    def counted(buf: bytes) -> object:
+        reads.append(len(buf))
+        return real_read_head(buf)
+
+    monkeypatch.setattr(fastpath, "read_head", counted)
+    served = await serve()
+    data = served.push()
+    split = data.index(b"\r\n\r\n") + 4
+    async with connect(served.port) as (reader, writer):
+        writer.write(data[:split])
+        await writer.drain()
+        await eventually(lambda: len(reads) >= 1)
+        for i in range(split, len(data) - 1):
+            writer.write(data[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.001)  # each byte its own read
+        writer.write(data[-1:])
+        assert_greeting(served, await read_response(reader))
+    assert len(reads) <= 3, f"{len(reads)} head parses for one push"
+
+
 @pytest.mark.parametrize("connection", [None, b"keep-alive", b"Keep-Alive"])
 async def test_keep_alive_connection_serves_push_after_push(
     serve: Serve, connection: bytes | None

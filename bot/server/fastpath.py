@@ -220,6 +220,11 @@ class WebhookProtocol(asyncio.Protocol):
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._buf = b""
+        # while a push's head is read and its body still arrives: the bytes that make the whole
+        # request, the chunks read since, their length (joined once, not copied per read)
+        self._need = 0
+        self._more: list[bytes] = []
+        self._have = 0
         self.task: asyncio.Task[Answer] | None = None  # the push being answered, if it waits
         self._queued = False  # a push of this connection waits in the server's batch
         self._close_after = False
@@ -247,12 +252,26 @@ class WebhookProtocol(asyncio.Protocol):
         self._server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else data
+        if self._need:  # a body still arriving: kept aside until the request is whole
+            self._more.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            self._join_more()
+        else:
+            self._buf = self._buf + data if self._buf else data
         self._process()
+
+    def _join_more(self) -> None:
+        if self._need:
+            self._buf = b"".join([self._buf, *self._more])
+            self._more.clear()
+            self._need = self._have = 0
 
     def eof_received(self) -> bool | None:
         # The client sent all it will: answer every complete request, then close.
         self._eof = True
+        self._join_more()
         self._process()
         if self._handed_to is not None:  # aiohttp took the connection: its rules from now on
             return self._handed_to.eof_received()
@@ -351,6 +370,7 @@ class WebhookProtocol(asyncio.Protocol):
             total = head.size + request.length
             if len(buf) < total:
                 self._wait_for_more()
+                self._need, self._have = total, len(buf)  # the rest is read without parsing
                 return
             body = buf[head.size : total]
             self._buf = buf[total:]
