@@ -32,6 +32,7 @@ from bot.server import batch, fastpath
 from bot.server.batch import Pending, answer_batch
 from bot.server.connections import Limits
 from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
+from bot.server.framing import read_head
 from bot.server.serve import listen, make_runner
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
