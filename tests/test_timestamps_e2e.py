@@ -8,27 +8,23 @@ number too large for a float, a sign, spaces, other scripts' digits, an exponent
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from listening_bots import listening_bot
 from support import odd_timestamps
 
-from bot.config import load_config
 from bot.server import fastpath
 from bot.server.batch import Pending, answer_batch
-from bot.server.fastpath import FastServer
-from bot.testing.fake_wechat import FakeWeChat, start_fake_wechat
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_TOKEN
 from bot.testing.simulator import build_xml, text_fields
-from bot.webhook.app import create_app
-from bot.webhook.services import SERVICES, Services
+from bot.webhook.services import Services
 from bot.wechat.signature import sha1_signature
 
 STALE = "timestamp outside the accepted window\n"
@@ -48,22 +44,12 @@ class Webhook:
 async def webhook(
     request: pytest.FixtureRequest,
     fake_wechat: FakeWeChat,
+    fake_api: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Webhook]:
     """The bot served as `wechat-bot serve` serves it, with `fast_path` on and off."""
     fast_path: bool = request.param
-    fake_runner, api_url = await start_fake_wechat(fake=fake_wechat)
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(f"fast_path: {str(fast_path).lower()}\n", encoding="utf-8")
-    env = {
-        "WECHAT_TOKEN": TEST_TOKEN,
-        "WECHAT_APP_ID": fake_wechat.app_id,
-        "WECHAT_APP_SECRET": fake_wechat.app_secret,
-        "WECHAT_API_BASE_URL": api_url,
-        "BOT_DATA_DIR": str(tmp_path / "data"),
-    }
-    config = load_config(config_file, env)
     answered: list[Pending] = []
 
     def recorded(services: Services, path: str, batch: list[Pending], parse: Any) -> None:
@@ -71,27 +57,9 @@ async def webhook(
         answer_batch(services, path, batch, parse)
 
     monkeypatch.setattr(fastpath, "answer_batch", recorded)
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    fast: FastServer | None = None
-    if config.fast_path:
-        assert runner.server is not None
-        fast = FastServer(
-            app[SERVICES], runner.server, path=config.webhook_path, max_body=config.max_body_bytes
-        )
-        await fast.start("127.0.0.1", 0)
-        port = int(cast(socket.socket, fast.sockets[0]).getsockname()[1])
-    else:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        port = int(runner.addresses[0][1])
-    try:
-        yield Webhook(f"http://127.0.0.1:{port}{config.webhook_path}", fast_path, answered)
-    finally:
-        if fast is not None:
-            await fast.shutdown(1.0)
-        await runner.cleanup()
-        await fake_runner.cleanup()
+    async with listening_bot(fake_wechat, fake_api, tmp_path, fast_path=fast_path) as bot:
+        url = f"http://127.0.0.1:{bot.port}{bot.config.webhook_path}"
+        yield Webhook(url, fast_path, answered)
 
 
 async def push_with_timestamp(webhook: Webhook, timestamp: str, nonce: str) -> tuple[int, str]:
