@@ -45,10 +45,11 @@ def start_task(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
 
     A handler that never waits is then done before this returns, and its answer costs no
     trip round the event loop. 3.11 has no eager tasks: its task starts on the next iteration
-    (`bot.server` installs an eager starter of its own there).
+    (`bot.server` installs an eager starter of its own there). A loop with a task factory
+    (a tracer's, an error reporter's) gets its handlers' tasks from it, as every other task.
     """
     loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12):
+    if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
         return asyncio.Task(coro, loop=loop, eager_start=True)
     return loop.create_task(coro)
 
