@@ -1,5 +1,7 @@
 -- Drives wrk with pre-generated signed pushes: one per line, "path?query<TAB>body".
--- Arguments after "--": corpus file, first line to use, number of wrk threads.
+-- Arguments after "--": corpus file, first line to use, number of wrk threads, and the most
+-- lines one thread loads (a run cannot send more than that many anyway: loading the rest of
+-- a large corpus would only cost time).
 -- Thread k takes lines first+k, first+k+T, ... so no two threads send the same request;
 -- a thread that runs out of lines starts again from its first one, and done() says so.
 
@@ -14,6 +16,7 @@ end
 
 function init(args)
    local path, first, nthreads = args[1], tonumber(args[2]), tonumber(args[3])
+   local limit = tonumber(args[4])
    local headers = { ["Content-Type"] = "text/xml" }
    reqs = {}
    local n = 0
@@ -24,6 +27,9 @@ function init(args)
          reqs[#reqs + 1] = wrk.format("POST", line:sub(1, tab - 1), headers, line:sub(tab + 1))
       end
       n = n + 1
+      if #reqs >= limit then
+         break
+      end
    end
    count = #reqs
    sent = 0

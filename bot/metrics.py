@@ -64,6 +64,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.redis_calls = Counter(
+            "wechat_bot_redis_calls",
+            "Round trips to Redis by operation (claim_pushes carries a whole batch of pushes).",
+            ["op"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "wechat_bot_handlers_in_flight", "Handler tasks running now.", registry=r
         )
@@ -89,6 +95,10 @@ class Metrics:
         self.handler_seconds.observe(handler, seconds)
         if failed:
             self.handler_errors.labels(handler).inc()
+
+    def on_redis_call(self, op: str) -> None:
+        """Count one round trip to Redis."""
+        self.redis_calls.labels(op).inc()
 
     def on_delivery(self, outcome: str) -> None:
         """Count one late delivery's outcome."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from bot.storage import (
     masked_url,
     open_storage,
 )
+from bot.storage.base import PushClaim, PushClaimed
 
 # The Redis fixtures, bound here so pytest finds them by name.
 redis_url = redis_fixtures.redis_url
@@ -89,6 +90,16 @@ class SwitchablePrimary:
         """See Storage."""
         self._check()
         return await self.store.add(key, value, ttl)
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """See Storage."""
+        self._check()
+        await self.store.set_many(items, ttl)
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """See Storage."""
+        self._check()
+        return await self.store.claim_pushes(claims)
 
     async def delete(self, key: str) -> None:
         """See Storage."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
 from bot.client.tokens import AccessTokenCache, TokenError
-from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.base import PushClaim, PushClaimed, Storage, StorageUnavailable
 
 
 class DictStorage:
@@ -45,6 +45,13 @@ class DictStorage:
             return False
         await self.set(key, value, ttl)
         return True
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        for key, value in items:
+            await self.set(key, value, ttl)
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        raise AssertionError("the token cache claims no pushes")
 
     async def delete(self, key: str) -> None:
         self.ops += 1

@@ -6,6 +6,7 @@ follower when they unfollow is a single delete, on either storage backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.storage.base import Storage
@@ -33,6 +34,16 @@ class FollowerStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._cached = storage.cached_record  # bound once: it is called on every greeting
+
+    @staticmethod
+    def record_name(openid: str) -> str:
+        """The name of the follower's durable record in the store."""
+        return _record(openid)
+
+    @staticmethod
+    def preferences_in(record: Mapping[str, str]) -> Preferences:
+        """The preferences a follower's record holds (a record read with others at once)."""
+        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
 
     def cached_preferences(self, openid: str) -> Preferences | None:
         """The preferences when the store holds them in memory now, else None (then await

@@ -2,9 +2,11 @@
 
 `bot.server.fastpath` queues the pushes it reads and hands them here in arrival order, a few
 at a time (at most one per connection). The steps of `bot.webhook.pipeline` then run each over
-the whole batch before the next begins: query and signature; replay guard, parsing and
-decryption; the handlers; metrics, the log line and the reply's encryption. Every push gets
-exactly the answer `handle_push` would give it; only the interleaving differs.
+the whole batch before the next begins: query and signature; the timestamp window, parsing and
+decryption; the nonces and the dedup claims; the handlers; metrics, the log line and the reply's
+encryption. Every push gets exactly the answer `handle_push` would give it; only the
+interleaving differs. With a shared store (Redis) the claims of the whole batch are one round
+trip, awaited in one task for the batch, after which the remaining steps run as without.
 
 Why: a push's path is long and made of many small steps. Run push after push, each step finds
 its code and data pushed out of the CPU's caches by the others; run step by step, each runs
@@ -19,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
+from bot.storage.base import PushClaimed
 from bot.webhook.pipeline import (
     Admitted,
     Answer,
@@ -26,8 +29,9 @@ from bot.webhook.pipeline import (
     admit,
     answer_message,
     check_query,
+    claim,
     conclude,
-    handle_push,
+    screen,
 )
 from bot.webhook.services import Services
 
@@ -47,7 +51,7 @@ class Asker(Protocol):
     def fail(self) -> None:
         """Answer a failure nothing in the request explains (a bug): 500."""
 
-    def follow(self, task: asyncio.Task[Answer]) -> None:
+    def follow(self, task: asyncio.Future[Answer]) -> None:
         """Take the answer from `task` once it is done (the handler waits for something)."""
 
 
@@ -100,18 +104,12 @@ def answer_batch(
             signed.append(_Signed(asker, query, body, started))
         else:
             asker.respond(refused)
-    if not services.local:  # the replay guard and the ledger talk to Redis: a task each
-        for asker, query, body, started in signed:
-            _follow(asker, handle_push(services, query, body, _METHOD, path, started), path)
-        return
-    # 2. replay guard, parse, decrypt
+    # 2. the timestamp window, parse, decrypt
     deadline = time.monotonic() + services.config.reply_budget
-    replay = services.replay
     checked: list[_Checked] = []
     for asker, query, body, started in signed:
         try:
-            verdict = replay.check_now(query["timestamp"], query["nonce"], body)
-            admitted = admit(services, query, body, verdict, deadline, _METHOD, path)
+            admitted = admit(services, query, body, deadline, _METHOD, path)
         except Exception:
             _failed(asker, path)
             continue
@@ -119,11 +117,46 @@ def answer_batch(
             checked.append(_Checked(asker, admitted, started))
         else:
             asker.respond(admitted)
-    # 3. the handlers, through the reply ledger
-    ready: list[_Ready] = []
-    for asker, admitted, started in checked:
+    if not checked:
+        return
+    # 3. the nonces and the dedup claims: at once in process, or all in one round trip
+    if not services.local:
+        _claim_in_a_task(services, path, checked)
+        return
+    screened: list[_Checked] = []
+    for item in checked:
         try:
-            replied = answer_message(services, admitted)
+            refused = screen(services, item.admitted, _METHOD, path)
+        except Exception:
+            _failed(item.asker, path)
+            continue
+        if refused is None:
+            screened.append(item)
+        else:
+            item.asker.respond(refused)
+    _answer(services, path, screened, None)
+
+
+def _answer(
+    services: Services,
+    path: str,
+    checked: list[_Checked],
+    claims: list[PushClaimed | Answer] | None,
+) -> None:
+    """Steps 4 and 5 of `answer_batch`: the handlers, then the answers (`claims`: each push's
+    shared claim, in order, or its refusal; None without a shared store)."""
+    # 4. the handlers, through the reply ledger
+    ready: list[_Ready] = []
+    for n, (asker, admitted, started) in enumerate(checked):
+        try:
+            claimed = None
+            if claims is not None:
+                outcome = claims[n]
+                if isinstance(outcome, Answer):
+                    asker.respond(outcome)
+                    continue
+                claimed = outcome
+            replied = answer_message(services, admitted, claimed)
         except Exception:
             _failed(asker, path)
             continue
@@ -131,7 +164,7 @@ def answer_batch(
             ready.append(_Ready(asker, admitted, replied, started))
         else:
             _follow(asker, _conclude_later(services, admitted, replied, started), path)
-    # 4. metrics, the log line, the reply's encryption
+    # 5. metrics, the log line, the reply's encryption
     for asker, admitted, replied, started in ready:
         try:
             answer = conclude(services, admitted, replied, started)
@@ -139,6 +172,60 @@ def answer_batch(
             _failed(asker, path)
             continue
         asker.respond(answer)
+
+
+def _claim_in_a_task(services: Services, path: str, checked: list[_Checked]) -> None:
+    """Steps 3 to 5 with a shared store: one task for the batch's one round trip, whose
+    answers each push's connection follows."""
+    loop = asyncio.get_running_loop()
+    followed: list[_Checked] = []
+    for item in checked:
+        answer: asyncio.Future[Answer] = loop.create_future()
+        followed.append(_Checked(_Settler(answer), item.admitted, item.started))
+        item.asker.follow(answer)
+    task = loop.create_task(_claim_and_answer(services, path, followed))
+    _claiming.add(task)
+    task.add_done_callback(_claiming.discard)
+
+
+# The batches waiting for their shared claim (a reference, so none is collected meanwhile).
+_claiming: set[asyncio.Task[None]] = set()
+
+
+async def _claim_and_answer(services: Services, path: str, checked: list[_Checked]) -> None:
+    admitted = [item.admitted for item in checked]
+    claims = await claim(services, admitted, _METHOD, path)  # never raises
+    _answer(services, path, checked, claims)
+
+
+class _Settler:
+    """An `Asker` that settles the future a connection follows (a batch claimed in a task)."""
+
+    __slots__ = ("_answer",)
+
+    def __init__(self, answer: asyncio.Future[Answer]) -> None:
+        self._answer = answer
+
+    def respond(self, answer: Answer) -> None:
+        if not self._answer.done():  # cancelled: the connection went away (shutdown)
+            self._answer.set_result(answer)
+
+    def fail(self) -> None:
+        if not self._answer.done():
+            self._answer.set_exception(RuntimeError("unexpected failure answering a push"))
+
+    def follow(self, task: asyncio.Future[Answer]) -> None:
+        task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Future[Answer]) -> None:
+        if self._answer.done():
+            return
+        if task.cancelled():
+            self._answer.cancel()
+        elif (exc := task.exception()) is not None:
+            self._answer.set_exception(exc)
+        else:
+            self._answer.set_result(task.result())
 
 
 async def _conclude_later(

@@ -225,7 +225,7 @@ class WebhookProtocol(asyncio.Protocol):
         self._need = 0
         self._more: list[bytes] = []
         self._have = 0
-        self.task: asyncio.Task[Answer] | None = None  # the push being answered, if it waits
+        self.task: asyncio.Future[Answer] | None = None  # the push being answered, if it waits
         self._queued = False  # a push of this connection waits in the server's batch
         self._close_after = False
         self._eof = False
@@ -400,13 +400,13 @@ class WebhookProtocol(asyncio.Protocol):
         self._queued = False
         self._fail()
 
-    def follow(self, task: asyncio.Task[Answer]) -> None:
+    def follow(self, task: asyncio.Future[Answer]) -> None:
         """The queued push's handler waits for something: its answer comes from `task`."""
         self._queued = False
         self.task = task
         task.add_done_callback(self._answered)
 
-    def _answered(self, task: asyncio.Task[Answer]) -> None:
+    def _answered(self, task: asyncio.Future[Answer]) -> None:
         self.task = None
         if task.cancelled():
             self.abort()  # shutdown past its grace: the ledger sends the reply late

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.storage.base import Storage, StorageUnavailable
@@ -31,14 +32,16 @@ async def open_storage(
     data_dir: Path,
     max_entries: int,
     timeout: float,  # noqa: ASYNC109 - per-call Redis timeout, not a deadline for this call
+    observe: Callable[[str], None] | None = None,
 ) -> Storage:
     """The store for this process.
 
     Without `redis_url`: `EmbeddedStorage` in `data_dir`. With it: Redis, which must
     answer now (StorageUnavailable otherwise, so start-up can refuse to start), behind
-    a `FallbackStorage` so a Redis lost later does not stop the bot.
+    a `FallbackStorage` so a Redis lost later does not stop the bot. `observe` is told the
+    name of every Redis round trip (metrics).
     """
     if not redis_url:
         return EmbeddedStorage(data_dir, max_entries)
-    primary = await RedisStorage.connect(redis_url, namespace, timeout=timeout)
+    primary = await RedisStorage.connect(redis_url, namespace, timeout=timeout, observe=observe)
     return FallbackStorage(primary, MemoryStorage(max_entries))

@@ -14,12 +14,43 @@ answer at once, so the hot path skips a coroutine where nothing would be awaited
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
 
 
 class StorageUnavailable(Exception):
     """The store could not carry out a call (e.g. Redis is unreachable)."""
+
+
+class PushClaim(NamedTuple):
+    """What one push needs from the shared state before its handler runs.
+
+    Carried out in order, for a batch of pushes in one round trip (`Storage.claim_pushes`):
+    store `digest` under `nonce_key` unless present (a present, different digest is a replay:
+    nothing more is done for that push); store `marker` under `dedup_key` unless present (the
+    caller then owns the message); read the follower's record `record`.
+    """
+
+    nonce_key: str | None  # None: nonces are not checked
+    digest: bytes
+    nonce_ttl: float
+    dedup_key: str
+    marker: bytes
+    dedup_ttl: float
+    record: str
+
+
+class PushClaimed(NamedTuple):
+    """The outcome of one `PushClaim`."""
+
+    nonce_seen: bool  # the nonce was stored already, with the same digest (a retry)
+    replayed: bool  # the nonce was stored already with another digest (nothing else was done)
+    claimed: bool  # the dedup key was stored by this call
+    found: bytes | None  # the dedup key's value when it was present
+    record: Mapping[str, str]  # the follower's record as it is now ({} for none)
+
+
+REPLAYED = PushClaimed(True, True, False, None, {})
 
 
 class LocalTable(Protocol):
@@ -56,6 +87,12 @@ class Storage(Protocol):
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store the key only if absent; True when this call stored it."""
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store several ephemeral keys for `ttl` seconds each, in one round trip."""
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """Carry out each claim in order (see `PushClaim`), all in one round trip."""
 
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""

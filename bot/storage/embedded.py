@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bot.storage.base import LocalTable
+from bot.storage.base import LocalTable, PushClaim, PushClaimed
 from bot.storage.memory import MemoryStorage
 from bot.storage.sqlite import SQLiteRecords
 
@@ -56,6 +56,18 @@ class EmbeddedStorage:
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store the key only if absent; True when this call stored it."""
         return await self._memory.add(key, value, ttl)
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store several ephemeral keys for `ttl` seconds each."""
+        await self._memory.set_many(items, ttl)
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """Carry out each claim in order (see `PushClaim`); records come from SQLite."""
+        claimed = await self._memory.claim_pushes(claims)
+        return [
+            c if c.replayed else c._replace(record=await self._records.get_record(claim.record))
+            for claim, c in zip(claims, claimed, strict=True)
+        ]
 
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal, TypeVar
 
-from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.base import PushClaim, PushClaimed, Storage, StorageUnavailable
 from bot.storage.memory import MemoryStorage
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,29 @@ class FallbackStorage:
         if stored:
             await self._fallback.set(key, value, ttl)
         return stored
+
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store several ephemeral keys for `ttl` seconds each, in one round trip."""
+        await self._on_primary(lambda: self._primary.set_many(items, ttl))
+        await self._fallback.set_many(items, ttl)
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """Carry out each claim in order, in one round trip; locally while the primary is down.
+
+        Answered by the primary, the nonces and the records are mirrored into the local table
+        (the dedup keys need not be: this instance's reply ledger holds its own messages).
+        """
+        claimed = await self._on_primary(lambda: self._primary.claim_pushes(claims))
+        local = self._fallback
+        if claimed is _SKIPPED:
+            return await local.claim_pushes(claims)
+        for claim, outcome in zip(claims, claimed, strict=True):
+            if outcome.replayed:
+                continue
+            if claim.nonce_key is not None:
+                local.add_now(claim.nonce_key, claim.digest, claim.nonce_ttl)
+            local.put_record(claim.record, outcome.record)
+        return claimed
 
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from types import MappingProxyType
 
-from bot.storage.base import LocalTable
+from bot.storage.base import REPLAYED, LocalTable, PushClaim, PushClaimed
 
 # How many of the least-recently-used entries to look at for an expired one before evicting.
 _EXPIRED_SCAN = 8
@@ -90,6 +90,29 @@ class MemoryStorage:
         self._store(key, value, now + ttl)
         return True
 
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store several ephemeral keys for `ttl` seconds each."""
+        deadline = self._clock() + ttl
+        for key, value in items:
+            self._store(key, value, deadline)
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """Carry out each claim in order (see `PushClaim`)."""
+        return [self.claim_now(claim) for claim in claims]
+
+    def claim_now(self, claim: PushClaim) -> PushClaimed:
+        """One claim of `claim_pushes`, answered at once."""
+        nonce_key = claim.nonce_key
+        nonce_seen = False
+        if nonce_key is not None and not self.add_now(nonce_key, claim.digest, claim.nonce_ttl):
+            seen = self.get_now(nonce_key)
+            if seen is not None and seen != claim.digest:
+                return REPLAYED
+            nonce_seen = True
+        claimed = self.add_now(claim.dedup_key, claim.marker, claim.dedup_ttl)
+        found = None if claimed else self.get_now(claim.dedup_key)
+        return PushClaimed(nonce_seen, False, claimed, found, self.cached_record(claim.record))
+
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""
         self._entries.pop(key, None)
@@ -126,10 +149,12 @@ class MemoryStorage:
         """Remove a whole durable record."""
         self._records.pop(name, None)
 
-    def put_record(self, name: str, fields: dict[str, str]) -> None:
+    def put_record(self, name: str, fields: Mapping[str, str]) -> None:
         """Replace a whole record at once (the local copy `FallbackStorage` keeps)."""
         record = self._records.get(name)
         if record is None:
+            if not fields:
+                return  # nothing to keep: an absent record reads as {} already
             record = self._new_record(name)
         record.clear()
         record.update(fields)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
-from bot.storage.base import StorageUnavailable
+from bot.storage.base import REPLAYED, PushClaim, PushClaimed, StorageUnavailable
 
 # Everything a failed Redis call can raise: RedisError covers its Connection/TimeoutError,
 # OSError covers socket errors and the builtin TimeoutError.
@@ -25,6 +25,48 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+# Every push's claims in one round trip (see bot.storage.base.PushClaim), in order, so a nonce
+# or a message seen twice in one batch is seen as such. KEYS: nonce, dedup key, record, per
+# push; ARGV: per push its digest ("" when nonces are not checked), nonce TTL, marker, dedup
+# TTL. Answers per push: {2} for a replay, else {nonce seen 0/1, claimed 0/1, found, record}.
+_CLAIM_PUSHES = """
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+    local nonce, dedup, record = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+    local digest, nonce_ttl = ARGV[4 * i + 1], ARGV[4 * i + 2]
+    local marker, dedup_ttl = ARGV[4 * i + 3], ARGV[4 * i + 4]
+    local seen = 0
+    if digest ~= "" and not redis.call('SET', nonce, digest, 'PX', nonce_ttl, 'NX') then
+        local stored = redis.call('GET', nonce)
+        if stored and stored ~= digest then
+            seen = 2
+        else
+            seen = 1
+        end
+    end
+    if seen == 2 then
+        out[i + 1] = {2}
+    else
+        local claimed = 1
+        local found = ""
+        if not redis.call('SET', dedup, marker, 'PX', dedup_ttl, 'NX') then
+            claimed = 0
+            found = redis.call('GET', dedup) or ""
+        end
+        out[i + 1] = {seen, claimed, found, redis.call('HGETALL', record)}
+    end
+end
+return out
+"""
+
+# Several keys with one TTL (ARGV[1], ms) in one round trip: KEYS[i] gets ARGV[i + 1].
+_SET_MANY = """
+for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+end
+return #KEYS
 """
 
 # A password given as a query parameter (redis://host/0?password=...).
@@ -57,10 +99,17 @@ class RedisStorage:
     and every connect and socket read/write is bounded by `timeout` too, with one
     immediate retry on a broken connection. Any failure raises StorageUnavailable.
     Keep ephemeral key names from starting with `rec:`, which is the records' prefix.
+    `observe` is told the name of every round trip (metrics).
     """
 
     def __init__(
-        self, url: str, namespace: str, *, timeout: float = 0.5, max_connections: int = 50
+        self,
+        url: str,
+        namespace: str,
+        *,
+        timeout: float = 0.5,
+        max_connections: int = 50,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         """Configure the pool; nothing connects until the first call (see `connect`)."""
         self._url = masked_url(url)
@@ -77,6 +126,9 @@ class RedisStorage:
         )
         self._client: Redis = Redis.from_pool(pool)
         self._delete_if_equals = self._client.register_script(_DELETE_IF_EQUALS)
+        self._claim_pushes = self._client.register_script(_CLAIM_PUSHES)
+        self._set_many = self._client.register_script(_SET_MANY)
+        self._observe = observe
 
     @classmethod
     async def connect(
@@ -86,10 +138,13 @@ class RedisStorage:
         *,
         timeout: float = 0.5,  # noqa: ASYNC109 - the per-call timeout of the store it builds
         max_connections: int = 50,
+        observe: Callable[[str], None] | None = None,
     ) -> RedisStorage:
         """A store whose server answered a PING; StorageUnavailable (URL masked) if not."""
         try:
-            storage = cls(url, namespace, timeout=timeout, max_connections=max_connections)
+            storage = cls(
+                url, namespace, timeout=timeout, max_connections=max_connections, observe=observe
+            )
         except ValueError as exc:
             raise StorageUnavailable(f"invalid redis URL {masked_url(url)}: {exc}") from exc
         try:
@@ -117,6 +172,7 @@ class RedisStorage:
 
     async def get(self, key: str) -> bytes | None:
         """The value of an ephemeral key, or None when absent or expired."""
+        self._count("get")
         try:
             value = await self._client.get(self._prefix + key)
         except _ERRORS as exc:
@@ -126,6 +182,7 @@ class RedisStorage:
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store an ephemeral key for `ttl` seconds, replacing any value."""
+        self._count("set")
         try:
             await self._client.set(self._prefix + key, value, px=_milliseconds(ttl))
         except _ERRORS as exc:
@@ -133,6 +190,7 @@ class RedisStorage:
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store the key only if absent; True when this call stored it."""
+        self._count("add")
         try:
             stored = await self._client.set(
                 self._prefix + key, value, px=_milliseconds(ttl), nx=True
@@ -141,8 +199,53 @@ class RedisStorage:
             raise self._unavailable("SET NX", exc) from exc
         return bool(stored)
 
+    async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        """Store several ephemeral keys for `ttl` seconds each, in one round trip (a script)."""
+        if not items:
+            return
+        self._count("set_many")
+        prefix = self._prefix
+        keys = [prefix + key for key, _ in items]
+        args: list[bytes | int] = [_milliseconds(ttl)]
+        args.extend(value for _, value in items)
+        try:
+            await self._set_many(keys=keys, args=args)
+        except _ERRORS as exc:
+            raise self._unavailable("set-many", exc) from exc
+
+    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+        """Carry out each claim in order (see `PushClaim`), in one round trip (a script)."""
+        if not claims:
+            return []
+        self._count("claim_pushes")
+        prefix, record_prefix = self._prefix, self._record_prefix
+        keys: list[str] = []
+        args: list[bytes | int] = []
+        for claim in claims:
+            nonce_key = claim.nonce_key
+            keys += (
+                prefix + (nonce_key if nonce_key is not None else claim.dedup_key),
+                prefix + claim.dedup_key,
+                record_prefix + claim.record,
+            )
+            args += (
+                claim.digest if nonce_key is not None else b"",
+                _milliseconds(claim.nonce_ttl),
+                claim.marker,
+                _milliseconds(claim.dedup_ttl),
+            )
+        try:
+            answers: Any = await self._claim_pushes(keys=keys, args=args)
+        except _ERRORS as exc:
+            raise self._unavailable("claim", exc) from exc
+        try:
+            return [_claimed(answer) for answer in answers]
+        except (TypeError, ValueError, IndexError) as exc:
+            raise StorageUnavailable(f"redis claim at {self._url}: unexpected answer") from exc
+
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""
+        self._count("delete")
         try:
             await self._client.delete(self._prefix + key)
         except _ERRORS as exc:
@@ -150,6 +253,7 @@ class RedisStorage:
 
     async def delete_if_equals(self, key: str, value: bytes) -> bool:
         """Remove the key only while it still holds `value` (atomic, in a Lua script)."""
+        self._count("delete_if_equals")
         try:
             deleted: Any = await self._delete_if_equals(keys=[self._prefix + key], args=[value])
         except _ERRORS as exc:
@@ -158,6 +262,7 @@ class RedisStorage:
 
     async def get_record(self, name: str) -> dict[str, str]:
         """All fields of a durable record ({} when there is none)."""
+        self._count("get_record")
         try:
             raw = await self._client.hgetall(self._record_prefix + name)
         except _ERRORS as exc:
@@ -166,6 +271,7 @@ class RedisStorage:
 
     async def set_record_field(self, name: str, field: str, value: str) -> None:
         """Set one field of a durable record."""
+        self._count("set_record_field")
         try:
             await self._client.hset(self._record_prefix + name, field, value)
         except _ERRORS as exc:
@@ -173,6 +279,7 @@ class RedisStorage:
 
     async def delete_record_field(self, name: str, field: str) -> None:
         """Remove one field of a durable record."""
+        self._count("delete_record_field")
         try:
             await self._client.hdel(self._record_prefix + name, field)
         except _ERRORS as exc:
@@ -180,6 +287,7 @@ class RedisStorage:
 
     async def delete_record(self, name: str) -> None:
         """Remove a whole durable record."""
+        self._count("delete_record")
         try:
             await self._client.delete(self._record_prefix + name)
         except _ERRORS as exc:
@@ -187,6 +295,7 @@ class RedisStorage:
 
     async def ping(self) -> None:
         """Raise StorageUnavailable when Redis does not answer a PING."""
+        self._count("ping")
         try:
             await self._client.ping()
         except _ERRORS as exc:
@@ -196,10 +305,23 @@ class RedisStorage:
         """Close the client and every pooled connection."""
         await self._client.aclose()
 
+    def _count(self, op: str) -> None:
+        if self._observe is not None:
+            self._observe(op)
+
     def _unavailable(self, command: str, exc: BaseException) -> StorageUnavailable:
         return StorageUnavailable(
             f"redis {command} at {self._url} failed: {type(exc).__name__}: {exc}"
         )
+
+
+def _claimed(answer: list[Any]) -> PushClaimed:
+    """One push's answer of the claim script."""
+    if answer[0] == 2:
+        return REPLAYED
+    seen, claimed, found, flat = answer
+    record = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    return PushClaimed(seen == 1, False, claimed == 1, None if claimed else bytes(found), record)
 
 
 def _text(raw: bytes | str) -> str:

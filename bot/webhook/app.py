@@ -62,6 +62,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         data_dir=Path(config.data_dir),
         max_entries=config.storage_max_entries,
         timeout=config.redis_timeout,
+        observe=metrics.on_redis_call,
     )
     shared = storage if config.redis_url else None
     session = aiohttp.ClientSession(
@@ -154,6 +155,7 @@ async def _close(services: Services, session: aiohttp.ClientSession) -> None:
     unfinished = await services.delivery.drain(max(0.0, grace_ends - time.monotonic()))
     if unfinished:
         log.error("%d late delivery(ies) unfinished at the end of the grace period", unfinished)
+    await services.ledger.flush()
     await services.profiles.close()
     await session.close()
     await services.storage.close()

@@ -11,7 +11,11 @@ each message (`Message.dedup_key`) and runs its handler once:
   budget); a retry after it gets the remembered answer again.
 
 With a shared store (Redis) a retry that reaches another instance finds the entry there:
-it waits for the owner's answer, polling, until its budget.
+it waits for the owner's answer, polling, until its budget. The owner claims the message in
+the shared store before its handler runs (`begin` can take a claim already made, together with
+other pushes' in one round trip: `claim_for`) and publishes the answer once it is given; the
+answers given within one loop iteration are published together, in one round trip, off the
+push's critical path (a retry reaching another instance in between waits one poll longer).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
-from bot.storage.base import Storage, StorageUnavailable
+from bot.storage.base import PushClaimed, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ class ReplyLedger(Generic[T]):
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._running: set[asyncio.Future[T]] = set()
         self._swept = clock()
+        self._unpublished: list[tuple[str, bytes]] = []
+        self._publishing: set[asyncio.Task[None]] = set()
         self.start: Starter[T] = start_task
 
     def __len__(self) -> int:
@@ -111,11 +117,30 @@ class ReplyLedger(Generic[T]):
         begun = self.begin(key, produce, deadline)
         return begun if isinstance(begun, LedgerAnswer) else await begun
 
+    @property
+    def ttl(self) -> float:
+        """How long a message and its answer are remembered."""
+        return self._ttl
+
+    @staticmethod
+    def claim_for(key: str) -> tuple[str, bytes]:
+        """The shared key and value that claim message `key` (with the ledger's `ttl`), for a
+        claim made with others in one round trip (`Storage.claim_pushes`)."""
+        return f"dedup:{key}", _RUNNING
+
     def begin(
-        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
+        self,
+        key: str,
+        produce: Callable[[], Coroutine[Any, Any, T]],
+        deadline: float,
+        claimed: PushClaimed | None = None,
     ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
         """`answer`, given at once when it is known at once (a retry of an answered message, a
-        handler that finished in its first step), else as an awaitable to await in a task."""
+        handler that finished in its first step), else as an awaitable to await in a task.
+
+        With a shared store, `claimed` is the outcome of `claim_for(key)` when the caller made
+        the claim already; without it the ledger makes it (one round trip more).
+        """
         now = self._clock()
         entries = self._entries
         entry = entries.get(key)
@@ -126,18 +151,41 @@ class ReplyLedger(Generic[T]):
                     return LedgerAnswer(found, True, False)
                 return self._wait(found, deadline)
             del entries[key]  # expired: this is a new message with an old id
-        if self._shared is not None:
+        if self._shared is None:
+            return self._run(key, produce, deadline, now)
+        if claimed is None:
             return self._claim_and_run(key, produce, deadline)
-        return self._run(key, produce, deadline, now)
+        if claimed.claimed:
+            return self._run_owned(key, produce, deadline, now)
+        elsewhere = claimed.found
+        if elsewhere is not None and elsewhere.startswith(_DONE):
+            return LedgerAnswer(elsewhere[1:].decode(errors="replace"), True, False)
+        return self._duplicate_elsewhere(key, deadline)
 
     async def _claim_and_run(
         self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
     ) -> LedgerAnswer:
         if not await self._claim(key):
-            return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
-        begun = self._run(key, produce, deadline, self._clock())
-        answer = begun if isinstance(begun, LedgerAnswer) else await begun
-        await self._publish(key, answer.body)
+            return await self._duplicate_elsewhere(key, deadline)
+        begun = self._run_owned(key, produce, deadline, self._clock())
+        return begun if isinstance(begun, LedgerAnswer) else await begun
+
+    async def _duplicate_elsewhere(self, key: str, deadline: float) -> LedgerAnswer:
+        return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
+
+    def _run_owned(
+        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float, now: float
+    ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
+        """`_run` for a message claimed in the shared store: its answer is published there."""
+        begun = self._run(key, produce, deadline, now)
+        if isinstance(begun, LedgerAnswer):
+            self._publish_soon(key, begun.body)
+            return begun
+        return self._published(key, begun)
+
+    async def _published(self, key: str, begun: Awaitable[LedgerAnswer]) -> LedgerAnswer:
+        answer = await begun
+        self._publish_soon(key, answer.body)
         return answer
 
     def _run(
@@ -219,6 +267,35 @@ class ReplyLedger(Generic[T]):
         assert self._shared is not None
         with contextlib.suppress(StorageUnavailable):
             await self._shared.set(f"dedup:{key}", _DONE + body.encode(), self._ttl)
+
+    def _publish_soon(self, key: str, body: str) -> None:
+        """Publish the answer with the others given in this loop iteration."""
+        unpublished = self._unpublished
+        if not unpublished:
+            asyncio.get_running_loop().call_soon(self._publish_all)
+        unpublished.append((f"dedup:{key}", _DONE + body.encode()))
+
+    def _publish_all(self) -> None:
+        items, self._unpublished = self._unpublished, []
+        task = asyncio.get_running_loop().create_task(self._set_many(items))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _set_many(self, items: list[tuple[str, bytes]]) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.set_many(items, self._ttl)
+        except StorageUnavailable:
+            pass  # the shared store is away: retries that reach this instance are answered
+        except Exception:
+            log.exception("could not publish %d answer(s) to the shared store", len(items))
+
+    async def flush(self) -> None:
+        """Publish every answer given so far (shutdown: before the shared store closes)."""
+        if self._unpublished:
+            self._publish_all()
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def _wait_shared(self, key: str, deadline: float) -> str:
         assert self._shared is not None

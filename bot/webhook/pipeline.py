@@ -1,21 +1,26 @@
-"""The push pipeline: verify → replay check → (decrypt) → parse → dedup → route → render →
-(encrypt), as steps that each return one result type.
+"""The push pipeline: verify → timestamp window → (decrypt) → parse → nonce and dedup claim →
+route → render → (encrypt), as steps that each return one result type.
 
 `handle_push` runs them for one push. Each step is public so a server can run one step over
 many pushes before the next (`bot.server.batch`); the steps are the same either way. Nothing
 a request carries makes a step raise: bad requests get a 4xx `Answer` and one log line.
+
+The nonce and dedup step is `screen` when nothing is shared (answered at once, in process) and
+`claim` with a shared store (Redis): one round trip for any number of pushes, which also reads
+each sender's record (their preferences), so the handler needs no round trip of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import NamedTuple
 
 from bot.logs import log_message
 from bot.routing.context import Context
 from bot.routing.dispatch import Outcome
+from bot.storage.base import PushClaim, PushClaimed
 from bot.webhook.ledger import SUCCESS, LedgerAnswer
 from bot.webhook.replay import ReplayVerdict
 from bot.webhook.services import Services
@@ -39,11 +44,13 @@ class Answer(NamedTuple):
 
 
 class Admitted(NamedTuple):
-    """A push that passed every check: its message, and how it wants its answer."""
+    """A push that passed every check but its nonce: its message, how it wants its answer."""
 
     msg: Message
     encrypted_reply: bool  # the request asked for an encrypted answer (encrypt_type=aes)
     deadline: float  # time.monotonic() when the reply budget runs out
+    nonce: str
+    body: bytes  # as received (a nonce is remembered with the digest of its body)
 
 
 class Replied(NamedTuple):
@@ -92,15 +99,20 @@ async def handle_push(
     `started` is `time.perf_counter()` at arrival (the log line's latency).
     """
     deadline = time.monotonic() + services.config.reply_budget
-    replay = services.replay
-    if replay.local:
-        verdict = replay.check_now(q["timestamp"], q["nonce"], body)
-    else:
-        verdict = await replay.check(q["timestamp"], q["nonce"], body)
-    admitted = admit(services, q, body, verdict, deadline, method, path)
+    admitted = admit(services, q, body, deadline, method, path)
     if isinstance(admitted, Answer):
         return admitted
-    replied = answer_message(services, admitted)
+    claimed: PushClaimed | None = None
+    if services.local:
+        refused = screen(services, admitted, method, path)
+        if refused is not None:
+            return refused
+    else:
+        (outcome,) = await claim(services, (admitted,), method, path)
+        if isinstance(outcome, Answer):
+            return outcome
+        claimed = outcome
+    replied = answer_message(services, admitted, claimed)
     if not isinstance(replied, Replied):
         replied = await replied
     return conclude(services, admitted, replied, started)
@@ -110,16 +122,13 @@ def admit(
     services: Services,
     q: Mapping[str, str],
     body: bytes,
-    verdict: ReplayVerdict,
     deadline: float,
     method: str,
     path: str,
 ) -> Admitted | Answer:
-    """After the replay guard's `verdict`: the admitted message, or the push's refusal."""
-    if verdict is ReplayVerdict.STALE:
+    """The timestamp window, the mode and the body: the admitted message, or the refusal."""
+    if services.replay.stale(q["timestamp"]):
         return refusal(403, "timestamp outside the accepted window", method, path, services)
-    if verdict is ReplayVerdict.REPLAYED:
-        return refusal(403, "nonce already used", method, path, services)
     # The mode follows each request: only encrypt_type=aes asks for an encrypted answer
     encrypt_type = q.get("encrypt_type")
     encrypted_reply = encrypt_type is not None and encrypt_type.lower() == "aes"
@@ -140,28 +149,74 @@ def admit(
                 else "encrypted request without Encrypt"
             )
             return refusal(400, reason, method, path, services)
-        return Admitted(parse_message(fields), encrypted_reply, deadline)
+        return Admitted(parse_message(fields), encrypted_reply, deadline, q["nonce"], body)
     except (BodyError, MessageError) as exc:
         return refusal(400, f"bad message: {exc.reason}", method, path, services)
 
 
-def answer_message(services: Services, admitted: Admitted) -> Replied | Awaitable[Replied]:
+def screen(services: Services, admitted: Admitted, method: str, path: str) -> Answer | None:
+    """The nonce check when nothing is shared (at once, in process): the refusal of a replay,
+    else None."""
+    if services.replay.nonce_now(admitted.nonce, admitted.body) is ReplayVerdict.REPLAYED:
+        return refusal(403, "nonce already used", method, path, services)
+    return None
+
+
+async def claim(
+    services: Services, batch: Sequence[Admitted], method: str, path: str
+) -> list[PushClaimed | Answer]:
+    """The nonce check and the dedup claim of every push of `batch`, with each sender's record,
+    in one round trip to the shared store: per push its claim, or the refusal of a replay.
+
+    Never raises: a store that fails lets every push through (the local reply ledger still
+    runs each message once on this instance), as when a store is lost mid-failover.
+    """
+    replay, ledger, followers = services.replay, services.ledger, services.followers
+    nonce_ttl, dedup_ttl = replay.nonce_ttl, ledger.ttl
+    claims = []
+    for admitted in batch:
+        nonce_key, digest = replay.nonce_claim(admitted.nonce, admitted.body)
+        dedup_key, marker = ledger.claim_for(admitted.msg.dedup_key)
+        record = followers.record_name(admitted.msg.from_user)
+        claims.append(PushClaim(nonce_key, digest, nonce_ttl, dedup_key, marker, dedup_ttl, record))
+    try:
+        outcomes = await services.storage.claim_pushes(claims)
+    except Exception:
+        log.exception("%s %s: the shared claim failed; answering from this instance", method, path)
+        return [_UNCLAIMED] * len(batch)
+    return [
+        refusal(403, "nonce already used", method, path, services) if outcome.replayed else outcome
+        for outcome in outcomes
+    ]
+
+
+# A claim the shared store could not make: this instance runs the message (its ledger dedups).
+_UNCLAIMED = PushClaimed(False, False, True, None, {})
+
+
+def answer_message(
+    services: Services, admitted: Admitted, claimed: PushClaimed | None = None
+) -> Replied | Awaitable[Replied]:
     """Run an admitted message through the ledger and its handler; never raises.
 
-    The answer itself when it is ready at once (a handler that never waited, a retry of an
-    answered message), else an awaitable of it.
+    `claimed`: the message's `claim` with a shared store (None without one). The answer itself
+    when it is ready at once (a handler that never waited, a retry of an answered message),
+    else an awaitable of it.
     """
     msg = admitted.msg
     ran: list[Outcome] = []
+    prefs = None if claimed is None else services.followers.preferences_in(claimed.record)
 
     async def produce() -> tuple[Message, Outcome]:
-        ctx = Context(msg, services.config, services.api, services.followers, services.profiles)
+        ctx = Context(
+            msg, services.config, services.api, services.followers, services.profiles, _prefs=prefs
+        )
         outcome = await services.dispatcher.dispatch(msg, ctx)
         ran.append(outcome)
         return msg, outcome
 
     try:
-        begun = services.ledger.begin(msg.dedup_key, produce, admitted.deadline)
+        begun = services.ledger.begin(msg.dedup_key, produce, admitted.deadline, claimed)
     except Exception:
         return _unexpected(msg)
     if isinstance(begun, LedgerAnswer):

@@ -47,6 +47,23 @@ class ReplayGuard:
         self._local = storage.local_table
 
     @property
+    def nonce_ttl(self) -> float:
+        """How long a nonce is remembered (twice the window, at least a minute)."""
+        return self._ttl
+
+    def stale(self, timestamp: str) -> bool:
+        """True when the timestamp is outside the window (or not a timestamp at all)."""
+        return self._stale(timestamp)
+
+    def nonce_claim(self, nonce: str, body: bytes) -> tuple[str | None, bytes]:
+        """The key and value that remember this nonce for this body in a shared store, for a
+        claim made with others in one round trip (`Storage.claim_pushes`); (None, b"") when
+        nonces are not checked."""
+        if not self._check_nonce:
+            return None, b""
+        return _key(nonce), _digest(body)
+
+    @property
     def local(self) -> bool:
         """True when `check_now` can be used (the nonces are in this process)."""
         return self._local is not None or not self._check_nonce
@@ -62,9 +79,14 @@ class ReplayGuard:
 
     def check_now(self, timestamp: str, nonce: str, body: bytes) -> ReplayVerdict:
         """`check` for a local guard (`local` is True), without a coroutine."""
-        settled = self._settled_without_nonce(timestamp)
-        if settled is not None:
-            return settled
+        if self._stale(timestamp):
+            return ReplayVerdict.STALE
+        return self.nonce_now(nonce, body)
+
+    def nonce_now(self, nonce: str, body: bytes) -> ReplayVerdict:
+        """The nonce part of `check_now` alone (the window was checked before: `stale`)."""
+        if not self._check_nonce:
+            return ReplayVerdict.FRESH
         table = self._local
         assert table is not None
         digest, key = _digest(body), _key(nonce)
