@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         help="load generator (auto: wrk, installed when missing; --smoke: wrk if present)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    redis_rows = parser.add_mutually_exclusive_group()
+    redis_rows.add_argument(
+        "--redis",
+        dest="redis",
+        action="store_true",
+        default=None,
+        help="the bot+redis rows (the default; --smoke: when redis-server is installed)",
+    )
+    redis_rows.add_argument(
+        "--no-redis", dest="redis", action="store_false", help="bare and embedded rows only"
+    )
     parser.add_argument(
         "--bot-setting",
         action="append",
@@ -78,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--duration", type=float, default=20.0)
     profile.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     profile.add_argument("--keep", action="store_true")
+    profile.add_argument("--redis", action="store_true", help="the bot with a Redis of its own")
     profile.add_argument(
         "--stages-only", action="store_true", help="only time each stage alone, in process"
     )
@@ -105,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("bench: --followers must be at least 4 (the probes use followers 0 and 3)")
     settings = tuple((k, v) for k, sep, v in (s.partition("=") for s in args.bot_setting) if sep)
     opts = dataclasses.replace(opts, pin=not args.no_pin, keep=args.keep, bot_settings=settings)
+    if args.redis is not None:
+        opts = dataclasses.replace(opts, redis=args.redis)
     report = run_bench(opts, say=lambda line: print(line, flush=True))
     print()
     print(render(report))
@@ -134,6 +148,7 @@ def _profile(args: argparse.Namespace) -> int:
             seconds=args.duration,
             rate=args.rate,
             keep=args.keep,
+            redis=args.redis,
             say=lambda s: print(s, flush=True),
         )
         print(render_profile(report))

@@ -27,7 +27,16 @@ from pathlib import Path
 
 from bench.corpus import CorpusSpec, Identity, Mode, write_corpus
 from bench.load import LoadError, ensure_wrk, run_wrk
-from bench.run import BenchOptions, metric_outcomes, split_cpus, start_bot, start_fake
+from bench.redis_server import ensure_redis_server, start_redis
+from bench.run import (
+    BOT,
+    BOT_REDIS,
+    BenchOptions,
+    metric_outcomes,
+    split_cpus,
+    start_bot,
+    start_fake,
+)
 from bench.servers import Server, free_port, get_text, pinned, start_server
 
 _FRAME_RE = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -190,10 +199,14 @@ def run_profile(
     seconds: float = 20.0,
     rate: int = 100,
     keep: bool = False,
+    redis: bool = False,
     say: Callable[[str], None] = print,
 ) -> ProfileReport:
-    """Start the fake and the bot, warm up, then sample the bot while wrk drives it."""
+    """Start the fake and the bot (with a redis-server of its own when `redis`), warm up, then
+    sample the bot while wrk drives it."""
     wrk = ensure_wrk()
+    redis_server = ensure_redis_server() if redis else None
+    bench_redis = None
     py_spy = find_py_spy()
     opts = BenchOptions()
     server_cpus, load_cpus = split_cpus(True)
@@ -202,14 +215,18 @@ def run_profile(
     servers: list[Server] = []
     report = ProfileReport(mode, seconds)
     try:
-        fake = start_fake(identity, opts, workdir, load_cpus)
+        name = BOT_REDIS if redis_server else BOT
+        fake = start_fake(identity, opts, workdir, load_cpus, name)
+        if redis_server:
+            bench_redis = start_redis(redis_server, workdir / "redis.log", load_cpus)
         servers.append(fake)
         count = opts.requests
         corpus = write_corpus(
             CorpusSpec.new(identity, mode, count, opts.followers), workdir / f"corpus-{mode}.txt"
         )
         say(f"profile: {count:,} {mode} pushes generated in {corpus.seconds:.1f} s")
-        bot = start_bot(identity, opts, workdir, fake, 300.0, server_cpus)
+        redis_url = bench_redis.url if bench_redis else None
+        bot = start_bot(identity, opts, workdir, fake, 300.0, server_cpus, name, redis_url)
         servers.append(bot)
         url = bot.base_url + identity.webhook_path
         warm = run_wrk(
@@ -308,6 +325,8 @@ def run_profile(
     finally:
         for server in reversed(servers):
             server.stop()
+        if bench_redis is not None:
+            bench_redis.stop()
         if keep:
             say(f"profile: kept {workdir}")
         else:

@@ -26,7 +26,7 @@ from bot.storage import (
     masked_url,
     open_storage,
 )
-from bot.storage.base import PushClaim, PushClaimed
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed
 
 # The Redis fixtures, bound here so pytest finds them by name.
 redis_url = redis_fixtures.redis_url
@@ -96,10 +96,15 @@ class SwitchablePrimary:
         self._check()
         await self.store.set_many(items, ttl)
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
         """See Storage."""
         self._check()
-        return await self.store.claim_pushes(claims)
+        return await self.store.claim_pushes(claims, terms, writes)
 
     async def delete(self, key: str) -> None:
         """See Storage."""

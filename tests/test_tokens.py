@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pytest
 
 from bot.client.tokens import AccessTokenCache, TokenError
-from bot.storage.base import PushClaim, PushClaimed, Storage, StorageUnavailable
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed, Storage, StorageUnavailable
 
 
 class DictStorage:
@@ -50,7 +50,12 @@ class DictStorage:
         for key, value in items:
             await self.set(key, value, ttl)
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
         raise AssertionError("the token cache claims no pushes")
 
     async def delete(self, key: str) -> None:

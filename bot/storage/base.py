@@ -27,17 +27,22 @@ class PushClaim(NamedTuple):
 
     Carried out in order, for a batch of pushes in one round trip (`Storage.claim_pushes`):
     store `digest` under `nonce_key` unless present (a present, different digest is a replay:
-    nothing more is done for that push); store `marker` under `dedup_key` unless present (the
-    caller then owns the message); read the follower's record `record`.
+    nothing more is done for that push); store the terms' marker under `dedup_key` unless
+    present (the caller then owns the message); read the follower's record `record`.
     """
 
     nonce_key: str | None  # None: nonces are not checked
     digest: bytes
-    nonce_ttl: float
     dedup_key: str
-    marker: bytes
-    dedup_ttl: float
     record: str
+
+
+class ClaimTerms(NamedTuple):
+    """What is the same for every claim of a batch."""
+
+    nonce_ttl: float
+    dedup_ttl: float  # also the TTL of the writes sent along (`Storage.claim_pushes`)
+    marker: bytes  # the value of a claimed dedup key
 
 
 class PushClaimed(NamedTuple):
@@ -91,8 +96,14 @@ class Storage(Protocol):
     async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
         """Store several ephemeral keys for `ttl` seconds each, in one round trip."""
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
-        """Carry out each claim in order (see `PushClaim`), all in one round trip."""
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
+        """Store `writes` (each key for `terms.dedup_ttl`), then carry out each claim in order
+        (see `PushClaim`): all in one round trip."""
 
     async def delete(self, key: str) -> None:
         """Remove an ephemeral key (no error when absent)."""

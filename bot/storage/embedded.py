@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bot.storage.base import LocalTable, PushClaim, PushClaimed
+from bot.storage.base import ClaimTerms, LocalTable, PushClaim, PushClaimed
 from bot.storage.memory import MemoryStorage
 from bot.storage.sqlite import SQLiteRecords
 
@@ -61,9 +61,15 @@ class EmbeddedStorage:
         """Store several ephemeral keys for `ttl` seconds each."""
         await self._memory.set_many(items, ttl)
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
-        """Carry out each claim in order (see `PushClaim`); records come from SQLite."""
-        claimed = await self._memory.claim_pushes(claims)
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
+        """Store `writes`, then carry out each claim in order (see `PushClaim`); records come
+        from SQLite."""
+        claimed = await self._memory.claim_pushes(claims, terms, writes)
         return [
             c if c.replayed else c._replace(record=await self._records.get_record(claim.record))
             for claim, c in zip(claims, claimed, strict=True)

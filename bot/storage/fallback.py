@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal, TypeVar
 
-from bot.storage.base import PushClaim, PushClaimed, Storage, StorageUnavailable
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed, Storage, StorageUnavailable
 from bot.storage.memory import MemoryStorage
 
 logger = logging.getLogger(__name__)
@@ -103,21 +103,29 @@ class FallbackStorage:
         await self._on_primary(lambda: self._primary.set_many(items, ttl))
         await self._fallback.set_many(items, ttl)
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
-        """Carry out each claim in order, in one round trip; locally while the primary is down.
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
+        """Store `writes`, then carry out each claim in order, in one round trip; locally
+        while the primary is down.
 
         Answered by the primary, the nonces and the records are mirrored into the local table
-        (the dedup keys need not be: this instance's reply ledger holds its own messages).
+        (the dedup keys and the writes need not be: this instance's reply ledger holds its own
+        messages and answers).
         """
-        claimed = await self._on_primary(lambda: self._primary.claim_pushes(claims))
+        claimed = await self._on_primary(lambda: self._primary.claim_pushes(claims, terms, writes))
         local = self._fallback
         if claimed is _SKIPPED:
-            return await local.claim_pushes(claims)
+            return await local.claim_pushes(claims, terms, writes)
+        nonce_ttl = terms.nonce_ttl
         for claim, outcome in zip(claims, claimed, strict=True):
             if outcome.replayed:
                 continue
             if claim.nonce_key is not None:
-                local.add_now(claim.nonce_key, claim.digest, claim.nonce_ttl)
+                local.add_now(claim.nonce_key, claim.digest, nonce_ttl)
             local.put_record(claim.record, outcome.record)
         return claimed
 

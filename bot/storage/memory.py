@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from types import MappingProxyType
 
-from bot.storage.base import REPLAYED, LocalTable, PushClaim, PushClaimed
+from bot.storage.base import REPLAYED, ClaimTerms, LocalTable, PushClaim, PushClaimed
 
 # How many of the least-recently-used entries to look at for an expired one before evicting.
 _EXPIRED_SCAN = 8
@@ -96,20 +96,26 @@ class MemoryStorage:
         for key, value in items:
             self._store(key, value, deadline)
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
-        """Carry out each claim in order (see `PushClaim`)."""
-        return [self.claim_now(claim) for claim in claims]
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
+        """Store `writes`, then carry out each claim in order (see `PushClaim`)."""
+        await self.set_many(writes, terms.dedup_ttl)
+        return [self.claim_now(claim, terms) for claim in claims]
 
-    def claim_now(self, claim: PushClaim) -> PushClaimed:
+    def claim_now(self, claim: PushClaim, terms: ClaimTerms) -> PushClaimed:
         """One claim of `claim_pushes`, answered at once."""
         nonce_key = claim.nonce_key
         nonce_seen = False
-        if nonce_key is not None and not self.add_now(nonce_key, claim.digest, claim.nonce_ttl):
+        if nonce_key is not None and not self.add_now(nonce_key, claim.digest, terms.nonce_ttl):
             seen = self.get_now(nonce_key)
             if seen is not None and seen != claim.digest:
                 return REPLAYED
             nonce_seen = True
-        claimed = self.add_now(claim.dedup_key, claim.marker, claim.dedup_ttl)
+        claimed = self.add_now(claim.dedup_key, terms.marker, terms.dedup_ttl)
         found = None if claimed else self.get_now(claim.dedup_key)
         return PushClaimed(nonce_seen, False, claimed, found, self.cached_record(claim.record))
 

@@ -9,11 +9,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.asyncio.retry import Retry
 
-from bot.storage.base import REPLAYED, PushClaim, PushClaimed, StorageUnavailable
+from bot.storage.base import REPLAYED, ClaimTerms, PushClaim, PushClaimed, StorageUnavailable
 
 # Everything a failed Redis call can raise: RedisError covers its Connection/TimeoutError,
 # OSError covers socket errors and the builtin TimeoutError.
@@ -27,16 +27,22 @@ end
 return 0
 """
 
-# Every push's claims in one round trip (see bot.storage.base.PushClaim), in order, so a nonce
-# or a message seen twice in one batch is seen as such. KEYS: nonce, dedup key, record, per
-# push; ARGV: per push its digest ("" when nonces are not checked), nonce TTL, marker, dedup
-# TTL. Answers per push: {2} for a replay, else {nonce seen 0/1, claimed 0/1, found, record}.
+# Writes, then every push's claims, in one round trip (see bot.storage.base.PushClaim), in
+# order, so a nonce or a message seen twice in one batch is seen as such. ARGV[1..4]: nonce TTL,
+# dedup TTL (ms; the writes' TTL too), the dedup marker, the number of claims n. KEYS: nonce,
+# dedup key and record per claim, then the keys written; ARGV[4 + i]: claim i's digest ("": no
+# nonce check), then the values written. Answers per claim: {2} for a replay, else
+# {nonce seen 0/1, claimed 0/1, the dedup key's value when not claimed, the record's fields}.
 _CLAIM_PUSHES = """
+local nonce_ttl, dedup_ttl, marker = ARGV[1], ARGV[2], ARGV[3]
+local n = tonumber(ARGV[4])
+for j = 3 * n + 1, #KEYS do
+    redis.call('SET', KEYS[j], ARGV[4 + j - 2 * n], 'PX', dedup_ttl)
+end
 local out = {}
-for i = 0, #KEYS / 3 - 1 do
-    local nonce, dedup, record = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-    local digest, nonce_ttl = ARGV[4 * i + 1], ARGV[4 * i + 2]
-    local marker, dedup_ttl = ARGV[4 * i + 3], ARGV[4 * i + 4]
+for i = 1, n do
+    local nonce, dedup, record = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+    local digest = ARGV[4 + i]
     local seen = 0
     if digest ~= "" and not redis.call('SET', nonce, digest, 'PX', nonce_ttl, 'NX') then
         local stored = redis.call('GET', nonce)
@@ -47,7 +53,7 @@ for i = 0, #KEYS / 3 - 1 do
         end
     end
     if seen == 2 then
-        out[i + 1] = {2}
+        out[i] = {2}
     else
         local claimed = 1
         local found = ""
@@ -55,7 +61,7 @@ for i = 0, #KEYS / 3 - 1 do
             claimed = 0
             found = redis.call('GET', dedup) or ""
         end
-        out[i + 1] = {seen, claimed, found, redis.call('HGETALL', record)}
+        out[i] = {seen, claimed, found, redis.call('HGETALL', record)}
     end
 end
 return out
@@ -123,6 +129,7 @@ class RedisStorage:
             socket_connect_timeout=timeout,
             # One retry, at once: enough to replace a connection a Redis restart closed.
             retry=Retry(NoBackoff(), 1),
+            protocol=2,
         )
         self._client: Redis = Redis.from_pool(pool)
         self._delete_if_equals = self._client.register_script(_DELETE_IF_EQUALS)
@@ -213,27 +220,38 @@ class RedisStorage:
         except _ERRORS as exc:
             raise self._unavailable("set-many", exc) from exc
 
-    async def claim_pushes(self, claims: Sequence[PushClaim]) -> list[PushClaimed]:
-        """Carry out each claim in order (see `PushClaim`), in one round trip (a script)."""
+    async def claim_pushes(
+        self,
+        claims: Sequence[PushClaim],
+        terms: ClaimTerms,
+        writes: Sequence[tuple[str, bytes]] = (),
+    ) -> list[PushClaimed]:
+        """Store `writes`, then carry out each claim in order (see `PushClaim`), in one round
+        trip (a script)."""
         if not claims:
+            await self.set_many(writes, terms.dedup_ttl)
             return []
         self._count("claim_pushes")
         prefix, record_prefix = self._prefix, self._record_prefix
         keys: list[str] = []
-        args: list[bytes | int] = []
-        for claim in claims:
-            nonce_key = claim.nonce_key
+        digests: list[bytes] = []
+        for nonce_key, digest, dedup_key, record in claims:
+            dedup = prefix + dedup_key
             keys += (
-                prefix + (nonce_key if nonce_key is not None else claim.dedup_key),
-                prefix + claim.dedup_key,
-                record_prefix + claim.record,
+                dedup if nonce_key is None else prefix + nonce_key,
+                dedup,
+                record_prefix + record,
             )
-            args += (
-                claim.digest if nonce_key is not None else b"",
-                _milliseconds(claim.nonce_ttl),
-                claim.marker,
-                _milliseconds(claim.dedup_ttl),
-            )
+            digests.append(b"" if nonce_key is None else digest)
+        keys.extend(prefix + key for key, _ in writes)
+        args: list[bytes | int] = [
+            _milliseconds(terms.nonce_ttl),
+            _milliseconds(terms.dedup_ttl),
+            terms.marker,
+            len(claims),
+        ]
+        args += digests
+        args.extend(value for _, value in writes)
         try:
             answers: Any = await self._claim_pushes(keys=keys, args=args)
         except _ERRORS as exc:

@@ -13,9 +13,10 @@ each message (`Message.dedup_key`) and runs its handler once:
 With a shared store (Redis) a retry that reaches another instance finds the entry there:
 it waits for the owner's answer, polling, until its budget. The owner claims the message in
 the shared store before its handler runs (`begin` can take a claim already made, together with
-other pushes' in one round trip: `claim_for`) and publishes the answer once it is given; the
-answers given within one loop iteration are published together, in one round trip, off the
-push's critical path (a retry reaching another instance in between waits one poll longer).
+other pushes' in one round trip: `claim_for`) and publishes the answer once it is given, off
+the push's critical path: the answers given meanwhile go along with the next batch's claims
+(`take_unpublished`), or on their own a couple of milliseconds later when no claim comes (a
+retry reaching another instance in between waits one poll longer).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ T = TypeVar("T")
 _RUNNING = b"R"
 _DONE = b"D"
 _POLL_INTERVAL = 0.05
+# How long an answer waits to be published with the next claims before it goes on its own.
+_PUBLISH_DELAY = 0.002
 
 Starter: TypeAlias = Callable[[Coroutine[Any, Any, T]], "asyncio.Future[T]"]
 """Starts a handler's coroutine in a task of its own and gives its future (the task)."""
@@ -96,6 +99,7 @@ class ReplyLedger(Generic[T]):
         self._running: set[asyncio.Future[T]] = set()
         self._swept = clock()
         self._unpublished: list[tuple[str, bytes]] = []
+        self._publish_timer: asyncio.TimerHandle | None = None
         self._publishing: set[asyncio.Task[None]] = set()
         self.start: Starter[T] = start_task
 
@@ -122,11 +126,23 @@ class ReplyLedger(Generic[T]):
         """How long a message and its answer are remembered."""
         return self._ttl
 
+    marker = _RUNNING
+    """The value of a claimed message's shared key while its handler runs."""
+
     @staticmethod
-    def claim_for(key: str) -> tuple[str, bytes]:
-        """The shared key and value that claim message `key` (with the ledger's `ttl`), for a
-        claim made with others in one round trip (`Storage.claim_pushes`)."""
-        return f"dedup:{key}", _RUNNING
+    def claim_for(key: str) -> str:
+        """The shared key that claims message `key` (holding `marker` for `ttl`), for a claim
+        made with others in one round trip (`Storage.claim_pushes`)."""
+        return f"dedup:{key}"
+
+    def take_unpublished(self) -> list[tuple[str, bytes]]:
+        """The answers not yet published (shared keys and values, for `ttl`): the caller
+        sends them along with its claims."""
+        items, self._unpublished = self._unpublished, []
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+        return items
 
     def begin(
         self,
@@ -269,14 +285,17 @@ class ReplyLedger(Generic[T]):
             await self._shared.set(f"dedup:{key}", _DONE + body.encode(), self._ttl)
 
     def _publish_soon(self, key: str, body: str) -> None:
-        """Publish the answer with the others given in this loop iteration."""
+        """Publish the answer with the next claims, or with the others given meanwhile."""
         unpublished = self._unpublished
         if not unpublished:
-            asyncio.get_running_loop().call_soon(self._publish_all)
+            loop = asyncio.get_running_loop()
+            self._publish_timer = loop.call_later(_PUBLISH_DELAY, self._publish_all)
         unpublished.append((f"dedup:{key}", _DONE + body.encode()))
 
     def _publish_all(self) -> None:
-        items, self._unpublished = self._unpublished, []
+        items = self.take_unpublished()
+        if not items:
+            return
         task = asyncio.get_running_loop().create_task(self._set_many(items))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)

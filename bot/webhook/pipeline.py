@@ -20,7 +20,7 @@ from typing import NamedTuple
 from bot.logs import log_message
 from bot.routing.context import Context
 from bot.routing.dispatch import Outcome
-from bot.storage.base import PushClaim, PushClaimed
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed
 from bot.webhook.ledger import SUCCESS, LedgerAnswer
 from bot.webhook.replay import ReplayVerdict
 from bot.webhook.services import Services
@@ -166,21 +166,24 @@ async def claim(
     services: Services, batch: Sequence[Admitted], method: str, path: str
 ) -> list[PushClaimed | Answer]:
     """The nonce check and the dedup claim of every push of `batch`, with each sender's record,
-    in one round trip to the shared store: per push its claim, or the refusal of a replay.
+    in one round trip to the shared store (which also carries the answers the ledger has not
+    published yet): per push its claim, or the refusal of a replay.
 
     Never raises: a store that fails lets every push through (the local reply ledger still
     runs each message once on this instance), as when a store is lost mid-failover.
     """
     replay, ledger, followers = services.replay, services.ledger, services.followers
-    nonce_ttl, dedup_ttl = replay.nonce_ttl, ledger.ttl
+    terms = ClaimTerms(replay.nonce_ttl, ledger.ttl, ledger.marker)
     claims = []
     for admitted in batch:
         nonce_key, digest = replay.nonce_claim(admitted.nonce, admitted.body)
-        dedup_key, marker = ledger.claim_for(admitted.msg.dedup_key)
-        record = followers.record_name(admitted.msg.from_user)
-        claims.append(PushClaim(nonce_key, digest, nonce_ttl, dedup_key, marker, dedup_ttl, record))
+        dedup_key = ledger.claim_for(admitted.msg.dedup_key)
+        claims.append(
+            PushClaim(nonce_key, digest, dedup_key, followers.record_name(admitted.msg.from_user))
+        )
     try:
-        outcomes = await services.storage.claim_pushes(claims)
+        # the answers given since the last claims go along (ledger.take_unpublished)
+        outcomes = await services.storage.claim_pushes(claims, terms, ledger.take_unpublished())
     except Exception:
         log.exception("%s %s: the shared claim failed; answering from this instance", method, path)
         return [_UNCLAIMED] * len(batch)
