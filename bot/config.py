@@ -387,6 +387,9 @@ def validate(config: Config) -> None:
         raise ConfigError("reply_budget", "must be under 5 seconds (WeChat gives up at 5)")
     if config.profile_timeout >= config.reply_budget:
         raise ConfigError("profile_timeout", "must be shorter than reply_budget")
+    if 4 * config.redis_timeout > config.reply_budget:
+        # a call may wait for a pooled connection, then be tried twice: all within the budget
+        raise ConfigError("redis_timeout", "must be at most a quarter of reply_budget")
     for key in (
         "api_max_attempts",
         "profile_cache_size",

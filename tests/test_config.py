@@ -348,6 +348,11 @@ _TEMPLATE = "may only use {name} and {account}"
             "profile_timeout",
             "must be shorter than reply_budget",
         ),
+        (
+            {"reply_budget": 4.0, "redis_timeout": 1.01},
+            "redis_timeout",
+            "must be at most a quarter of reply_budget",
+        ),
         ({"api_max_attempts": 0}, "api_max_attempts", "must be at least 1"),
         ({"profile_cache_size": 0}, "profile_cache_size", "must be at least 1"),
         ({"dedup_size": 0}, "dedup_size", "must be at least 1"),

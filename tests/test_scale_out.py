@@ -318,6 +318,73 @@ async def test_a_nonce_seen_by_one_instance_is_refused_by_the_other_for_another_
     assert (replayed.status, replayed.body) == (403, "nonce already used\n")
 
 
+async def test_b_reads_a_preference_set_through_a_within_the_same_burst(
+    deployment: Deployment, shared_redis: str
+) -> None:
+    a, b = await deployment.start(shared_redis)
+    openids = [deployment.follower(f"o_burst_{i:02d}") for i in range(16)]
+    # B has seen every follower (and cached what it caches) before the names are set
+    assert {(await b.send_text(o, "你好")).content for o in openids} == {greeting()}
+
+    # each name set through A, and at once, in one burst, a message from each to B
+    names = [f"阿{i:02d}" for i in range(16)]
+    set_replies = await asyncio.gather(
+        *(a.send_text(o, f"叫我{name}") for o, name in zip(openids, names, strict=True))
+    )
+    assert {r.content for r in set_replies} == {f"好的，以后就叫你{n}。" for n in names}
+    burst = await asyncio.gather(*(b.send_text(o, "你好") for o in openids))
+    assert [r.content for r in burst] == [greeting(n) for n in names]
+
+
+async def test_a_nonce_replayed_across_instances_inside_one_batch_is_refused(
+    deployment: Deployment, shared_redis: str
+) -> None:
+    a, b = await deployment.start(shared_redis)
+    openid = deployment.follower("o_batch_nonce")
+    nonces = [uuid.uuid4().hex[:12] for _ in range(12)]
+
+    def signed(nonce: str, text: str) -> SignedRequest:
+        return sign_request(TEST_TOKEN, build_xml(text_fields(openid, text)), nonce=nonce)
+
+    # every nonce twice with two bodies, once to each instance, all at the same time, among
+    # fresh pushes: they reach the instances' batches together
+    sends = []
+    for nonce in nonces:
+        sends += [a.sim.post(signed(nonce, "你好")), b.sim.post(signed(nonce, "hello"))]
+        sends += [(a, b)[len(sends) % 2].send_text(openid, "你好")]
+    replies = await asyncio.gather(*sends)
+    for n in range(len(nonces)):
+        pair = replies[3 * n : 3 * n + 2]
+        statuses = sorted(r.status for r in pair)
+        assert statuses == [200, 403], [(r.status, r.body) for r in pair]
+        refused = next(r for r in pair if r.status == 403)
+        assert refused.body == "nonce already used\n"
+        assert replies[3 * n + 2].status == 200
+    # and within one instance's batch too
+    nonce = uuid.uuid4().hex[:12]
+    same = await asyncio.gather(a.sim.post(signed(nonce, "你好")), a.sim.post(signed(nonce, "hi")))
+    assert sorted(r.status for r in same) == [200, 403]
+
+
+async def test_a_profile_forgotten_through_a_is_dropped_by_b_at_once(
+    deployment: Deployment, shared_redis: str
+) -> None:
+    a, b = await deployment.start(shared_redis)
+    openid = deployment.follower("o_refollow", remark="老客")
+    assert (await b.send_text(openid, "你好")).content == greeting("老客")  # B caches it
+
+    # unfollowed through A; the operator changes the remark; the follower comes back
+    assert (await a.sim.send_event(openid, "unsubscribe")).status == 200
+    deployment.follower(openid, remark="回头客")
+    assert (await a.sim.follow(openid)).content == greeting("回头客")
+
+    async def b_greets_by_the_new_remark() -> bool:
+        return (await b.send_text(openid, "你好")).content == greeting("回头客")
+
+    # immediate: the announcement travels with Redis' pub/sub, not at the cache's TTL (3600 s)
+    await _wait_for(b_greets_by_the_new_remark, 2.0, "B drops the forgotten profile")
+
+
 async def test_an_expired_token_is_refreshed_once_across_both_instances(
     deployment: Deployment, shared_redis: str
 ) -> None:
@@ -421,6 +488,50 @@ async def _outage_and_recovery(deployment: Deployment, server: RedisServer) -> N
     finally:
         await client.aclose()
     assert stored == "小李".encode()
+
+
+async def test_a_frozen_redis_never_holds_a_push_past_the_reply_budget(
+    deployment: Deployment,
+) -> None:
+    server = RedisServer(require_redis_server(), free_port())
+    await asyncio.to_thread(server.start)
+    try:
+        a, b = await deployment.start(server.url)
+        wang = deployment.follower("o_frozen_wang")
+        assert (await a.send_text(wang, "叫我小王")).content == "好的，以后就叫你小王。"
+        openids = [deployment.follower(f"o_frozen_{i:02d}", f"冻{i:02d}") for i in range(20)]
+
+        server.freeze()  # SIGSTOP: connections stay open, nothing is answered
+
+        async def timed(instance: Instance, openid: str) -> tuple[float, str | None]:
+            started = time.monotonic()
+            reply = await instance.send_text(openid, "你好")
+            assert reply.status == 200
+            return time.monotonic() - started, reply.content
+
+        for _ in range(3):  # the first burst meets the freeze; later ones the fallback's probes
+            results = await asyncio.gather(
+                *(timed((a, b)[i % 2], o) for i, o in enumerate([wang, *openids]))
+            )
+            for seconds, _ in results:
+                assert seconds < 4.5, results  # CONFIG's reply_budget
+            assert results[0][1] == greeting("小王")  # the name from the local copy
+            assert [c for _, c in results[1:]] == [greeting(f"冻{i:02d}") for i in range(20)]
+            await asyncio.sleep(0.6)
+
+        server.thaw()
+
+        async def back_on_redis() -> bool:
+            states = []
+            for instance in (a, b):
+                await instance.send_text(wang, "你好")
+                states.append((await instance.health())["storage"])
+            return states == ["ok", "ok"]
+
+        await _wait_for(back_on_redis, 10.0, "both instances back on Redis")
+    finally:
+        server.thaw()
+        await asyncio.to_thread(server.kill)
 
 
 # -- start-up without Redis ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -135,6 +135,13 @@ class SwitchablePrimary:
         """See Storage."""
         self._check()
         await self.store.delete_record(name)
+
+    async def announce(self, key: str) -> None:
+        """See Storage."""
+        self._check()
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """See Storage: never calls `on_stale`."""
 
     async def ping(self) -> None:
         """See Storage."""
@@ -275,6 +282,51 @@ async def test_ping_answers(storage: Storage) -> None:
 # The protocol's synchronous members: what each backend answers without a coroutine.
 
 LOCAL = {"memory", "embedded"}  # nothing shared with other processes
+
+
+TERMS = ClaimTerms(nonce_ttl=60.0, dedup_ttl=30.0, marker=b"R")
+
+
+def push(n: int, digest: bytes = b"d1", *, nonce: bool = True) -> PushClaim:
+    """The claim of push `n` from follower o`n`."""
+    return PushClaim(f"nonce:n{n}" if nonce else None, digest, f"dedup:o{n}:{n}", f"follower:o{n}")
+
+
+async def test_a_fresh_push_is_claimed_with_its_senders_record(storage: Storage) -> None:
+    await storage.set_record_field("follower:o1", "pref:name", "小王")
+    [claimed] = await storage.claim_pushes([push(1)], TERMS)
+    assert claimed == PushClaimed(False, False, True, None, {"pref:name": "小王"})
+    assert await storage.get("nonce:n1") == b"d1"
+    assert await storage.get("dedup:o1:1") == b"R"
+
+
+async def test_claims_run_in_order_so_a_batch_sees_its_own_replays_and_retries(
+    storage: Storage,
+) -> None:
+    outcomes = await storage.claim_pushes(
+        [push(1), push(1, b"other body"), push(1), push(2, nonce=False)], TERMS
+    )
+    first, replay, retry, unchecked = outcomes
+    assert (first.claimed, first.nonce_seen) == (True, False)
+    # the same nonce with another body: a replay, and nothing else was done for it
+    assert replay.replayed and not replay.claimed
+    # the same nonce and body (WeChat trying again): not claimed twice, the marker is found
+    assert (retry.replayed, retry.nonce_seen, retry.claimed, retry.found) == (
+        False,
+        True,
+        False,
+        b"R",
+    )
+    assert (unchecked.claimed, unchecked.nonce_seen) == (True, False)
+    assert await storage.get("nonce:n2") is None  # nonces off for that one: none stored
+
+
+async def test_writes_sent_along_are_stored_before_the_claims(storage: Storage) -> None:
+    [claimed] = await storage.claim_pushes([push(1)], TERMS, [("dedup:o1:1", b"Dhello")])
+    # the message was answered already (the write went first): not claimed, its answer found
+    assert (claimed.claimed, claimed.found) == (False, b"Dhello")
+    assert await storage.claim_pushes([], TERMS, [("dedup:o9:9", b"Dbye")]) == []
+    assert await storage.get("dedup:o9:9") == b"Dbye"
 
 
 def _backend(request: pytest.FixtureRequest) -> str:

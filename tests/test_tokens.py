@@ -80,6 +80,12 @@ class DictStorage:
     async def delete_record(self, name: str) -> None:
         pass
 
+    async def announce(self, key: str) -> None:
+        pass
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        pass
+
     async def ping(self) -> None:
         pass
 

@@ -2,7 +2,9 @@
 
 A reply waits at most `timeout` for a profile; a slow fetch goes on in the background and
 fills the cache for the next message, and a failed one answers None (greetings fall back to
-what is known). With a shared store (Redis) the profiles are shared across instances too.
+what is known). With a shared store (Redis) the profiles are shared across instances too, and a
+profile forgotten on one instance (an unfollow) is dropped from every instance's cache at once
+(`Storage.announce`), not when its TTL runs out.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ class ProfileCache:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, UserInfo | None]] = OrderedDict()
         self._loading: dict[str, asyncio.Task[UserInfo | None]] = {}
+        if shared is not None:
+            shared.listen(self._stale)
+
+    def _stale(self, key: str | None) -> None:
+        """Another instance (or this one) forgot a profile; None: every one may be stale."""
+        if key is None:
+            self._entries.clear()
+        elif key.startswith(_PREFIX):
+            self._entries.pop(key[len(_PREFIX) :], None)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -93,6 +104,7 @@ class ProfileCache:
         if self._shared is not None:
             with contextlib.suppress(StorageUnavailable):
                 await self._shared.delete(_key(openid))
+                await self._shared.announce(_key(openid))
 
     async def close(self) -> None:
         """Cancel background fetches."""
@@ -142,5 +154,8 @@ class ProfileCache:
             self._entries.popitem(last=False)
 
 
+_PREFIX = "profile:"
+
+
 def _key(openid: str) -> str:
-    return f"profile:{openid}"
+    return _PREFIX + openid

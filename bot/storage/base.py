@@ -14,7 +14,7 @@ answer at once, so the hot path skips a coroutine where nothing would be awaited
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 
@@ -122,6 +122,14 @@ class Storage(Protocol):
 
     async def delete_record(self, name: str) -> None:
         """Remove a whole durable record."""
+
+    async def announce(self, key: str) -> None:
+        """Tell every process sharing the store that copies of `key` they cache are stale."""
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """Have `on_stale(key)` called for every key announced by any process (this one too),
+        and `on_stale(None)` whenever announcements may have been missed: drop every cached
+        copy then. A store that nothing else shares never calls it."""
 
     async def ping(self) -> None:
         """Raise StorageUnavailable when the store cannot be reached."""

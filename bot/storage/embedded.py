@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bot.storage.base import ClaimTerms, LocalTable, PushClaim, PushClaimed
@@ -102,6 +102,12 @@ class EmbeddedStorage:
     async def delete_record(self, name: str) -> None:
         """Remove a whole durable record."""
         await self._records.delete_record(name)
+
+    async def announce(self, key: str) -> None:
+        """Nothing to tell: no other process shares this store."""
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """Never calls `on_stale`: no other process shares this store."""
 
     async def ping(self) -> None:
         """Raise StorageUnavailable when the database file cannot be used."""

@@ -166,6 +166,15 @@ class FallbackStorage:
         self._require_primary(done)
         await self._fallback.delete_record(name)
 
+    async def announce(self, key: str) -> None:
+        """Tell the other processes through the primary (no one to tell while it is down:
+        they drop their copies when it is back, see `listen`)."""
+        await self._on_primary(lambda: self._primary.announce(key))
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """The primary's announcements."""
+        self._primary.listen(on_stale)
+
     async def ping(self) -> None:
         """Probe the primary now and update `degraded`; never raises (the fallback serves)."""
         try:

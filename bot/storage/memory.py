@@ -165,6 +165,12 @@ class MemoryStorage:
         record.clear()
         record.update(fields)
 
+    async def announce(self, key: str) -> None:
+        """Nothing to tell: no other process shares this store."""
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """Never calls `on_stale`: no other process shares this store."""
+
     async def ping(self) -> None:
         """Always reachable."""
 

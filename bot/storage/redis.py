@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +17,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from bot.storage.base import REPLAYED, ClaimTerms, PushClaim, PushClaimed, StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 # Everything a failed Redis call can raise: RedisError covers its Connection/TimeoutError,
 # OSError covers socket errors and the builtin TimeoutError.
@@ -74,6 +79,13 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+
+# Announcements (`listen`): how long one wait for a message lasts, how long the connection may
+# stay quiet before a PING checks it, and the backoff between attempts to subscribe again.
+_LISTEN_POLL = 1.0
+_LISTEN_PING = 30.0
+_LISTEN_RETRY_FIRST = 0.1
+_LISTEN_RETRY_MAX = 2.0
 
 # A password given as a query parameter (redis://host/0?password=...).
 _QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*")
@@ -136,6 +148,8 @@ class RedisStorage:
         self._claim_pushes = self._client.register_script(_CLAIM_PUSHES)
         self._set_many = self._client.register_script(_SET_MANY)
         self._observe = observe
+        self._channel = f"{namespace}:stale"
+        self._listeners: list[asyncio.Task[None]] = []
 
     @classmethod
     async def connect(
@@ -311,6 +325,48 @@ class RedisStorage:
         except _ERRORS as exc:
             raise self._unavailable("DEL", exc) from exc
 
+    async def announce(self, key: str) -> None:
+        """Tell every instance that copies of `key` they cache are stale (PUBLISH)."""
+        self._count("announce")
+        try:
+            await self._client.publish(self._channel, key)
+        except _ERRORS as exc:
+            raise self._unavailable("PUBLISH", exc) from exc
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        """`on_stale(key)` for every announced key (SUBSCRIBE, in a task of its own until
+        `close`); `on_stale(None)` on every (re)subscription, since announcements made while
+        not subscribed are lost. A lost connection is replaced by itself, with a backoff."""
+        task = asyncio.get_running_loop().create_task(self._listen(on_stale))
+        self._listeners.append(task)
+
+    async def _listen(self, on_stale: Callable[[str | None], None]) -> None:
+        delay = _LISTEN_RETRY_FIRST
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                on_stale(None)
+                delay = _LISTEN_RETRY_FIRST
+                idle = 0.0
+                while True:
+                    message = await pubsub.get_message(timeout=_LISTEN_POLL)
+                    if message is None:
+                        idle += _LISTEN_POLL
+                        if idle >= _LISTEN_PING:  # a connection that died silently shows here
+                            await pubsub.ping()
+                            idle = 0.0
+                    elif message.get("type") == "message":
+                        on_stale(_text(message["data"]))
+                        idle = 0.0
+            except _ERRORS as exc:
+                log.debug("redis announcements at %s: %s; subscribing again", self._url, exc)
+            finally:
+                with contextlib.suppress(*_ERRORS):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, _LISTEN_RETRY_MAX)
+
     async def ping(self) -> None:
         """Raise StorageUnavailable when Redis does not answer a PING."""
         self._count("ping")
@@ -320,7 +376,11 @@ class RedisStorage:
             raise self._unavailable("PING", exc) from exc
 
     async def close(self) -> None:
-        """Close the client and every pooled connection."""
+        """Stop listening; close the client and every pooled connection."""
+        for task in self._listeners:
+            task.cancel()
+        await asyncio.gather(*self._listeners, return_exceptions=True)
+        self._listeners.clear()
         await self._client.aclose()
 
     def _count(self, op: str) -> None:
