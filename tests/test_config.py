@@ -279,6 +279,11 @@ _AES_SIZE = "EncodingAESKey must be 43 base64 characters (got {})"
 _TEMPLATE = "may only use {name} and {account}"
 
 
+def test_a_slow_redis_timeout_is_only_refused_with_redis() -> None:
+    # without Redis the setting is unused: a short reply budget must not trip over it
+    validate(with_overrides(VALID, reply_budget=0.3, profile_timeout=0.1))
+
+
 @pytest.mark.parametrize(
     ("changes", "key", "problem"),
     [
@@ -349,7 +354,7 @@ _TEMPLATE = "may only use {name} and {account}"
             "must be shorter than reply_budget",
         ),
         (
-            {"reply_budget": 4.0, "redis_timeout": 1.01},
+            {"redis_url": "redis://127.0.0.1:6379/0", "reply_budget": 4.0, "redis_timeout": 1.01},
             "redis_timeout",
             "must be at most a quarter of reply_budget",
         ),
