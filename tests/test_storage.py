@@ -425,6 +425,18 @@ async def test_memory_evicts_an_expired_entry_before_a_live_one() -> None:
     assert await store.get("b") is None
 
 
+async def test_memory_looks_for_expired_entries_again_a_second_after_finding_none() -> None:
+    clock = FakeClock()
+    store = MemoryStorage(max_entries=2, clock=clock)
+    await store.set("a", b"a", 100)
+    await store.set("b", b"b", 1.5)
+    await store.set("c", b"c", 100)  # nothing expired: "a", the least recently used, goes
+    assert await store.get("a") is None
+    clock.advance(2)  # "b" has expired; the last scan found nothing over a second ago
+    await store.set("d", b"d", 100)
+    assert [await store.get(k) for k in ("b", "c", "d")] == [None, b"c", b"d"]
+
+
 async def test_memory_expiry_follows_the_clock() -> None:
     clock = FakeClock()
     store = MemoryStorage(clock=clock)

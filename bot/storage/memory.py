@@ -13,6 +13,8 @@ from bot.storage.base import REPLAYED, ClaimTerms, LocalTable, PushClaim, PushCl
 
 # How many of the least-recently-used entries to look at for an expired one before evicting.
 _EXPIRED_SCAN = 8
+# How long after a scan that found no expired entry the next one waits (seconds).
+_SCAN_PAUSE = 1.0
 
 _NO_RECORD: Mapping[str, str] = MappingProxyType({})
 
@@ -37,6 +39,7 @@ class MemoryStorage:
         # key -> (value, deadline on `clock`); order is least- to most-recently used.
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._records: dict[str, dict[str, str]] = {}
+        self._next_scan = 0.0  # on `clock`: when evictions look for an expired entry again
 
     def __len__(self) -> int:
         """The number of ephemeral entries held (expired ones not yet dropped included)."""
@@ -188,10 +191,15 @@ class MemoryStorage:
         now = self._clock()
         victim = None
         # Prefer an expired entry among the oldest few; a full scan would make writes O(n).
-        for key in islice(self._entries, _EXPIRED_SCAN):
-            if self._entries[key][1] <= now:
-                victim = key
-                break
+        # A scan that finds none is not repeated for a second: in a full table of live keys
+        # (nonces under load) it would cost every write and find nothing.
+        if now >= self._next_scan:
+            for key in islice(self._entries, _EXPIRED_SCAN):
+                if self._entries[key][1] <= now:
+                    victim = key
+                    break
+            else:
+                self._next_scan = now + _SCAN_PAUSE
         if victim is None:
             self._entries.popitem(last=False)
         else:
