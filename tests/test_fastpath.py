@@ -1135,9 +1135,9 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     answer = answer_batch
 
-    def recorded(bot: Services, path: str, batch: list[Pending], parse: Any) -> None:
+    def recorded(bot: Services, path: str, batch: list[Pending], parse: Any, *flush: Any) -> None:
         sizes.append(len(batch))
-        answer(bot, path, batch, parse)
+        answer(bot, path, batch, parse, *flush)
 
     monkeypatch.setattr(fastpath, "answer_batch", recorded)
     return sizes
@@ -1278,8 +1278,10 @@ async def test_a_batch_failing_as_a_whole_answers_500_to_each_of_its_pushes(
     await eventually(lambda: bool(answered_transport.data))
     answer = answer_batch
 
-    def half_then_broken(bot: Services, path: str, pushes: list[Pending], parse: Any) -> None:
-        answer(bot, path, pushes[:1], parse)
+    def half_then_broken(
+        bot: Services, path: str, pushes: list[Pending], parse: Any, *flush: Any
+    ) -> None:
+        answer(bot, path, pushes[:1], parse, *flush)
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(fastpath, "answer_batch", half_then_broken)

@@ -52,9 +52,11 @@ async def webhook(
     fast_path: bool = request.param
     answered: list[Pending] = []
 
-    def recorded(services: Services, path: str, batch: list[Pending], parse: Any) -> None:
+    def recorded(
+        services: Services, path: str, batch: list[Pending], parse: Any, *flush: Any
+    ) -> None:
         answered.extend(batch)
-        answer_batch(services, path, batch, parse)
+        answer_batch(services, path, batch, parse, *flush)
 
     monkeypatch.setattr(fastpath, "answer_batch", recorded)
     async with listening_bot(fake_wechat, fake_api, tmp_path, fast_path=fast_path) as bot:

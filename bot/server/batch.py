@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
+from bot.server.eager import eager_starter
 from bot.storage.base import PushClaimed
 from bot.webhook.pipeline import (
     Admitted,
@@ -53,6 +54,11 @@ class Asker(Protocol):
 
     def follow(self, task: asyncio.Future[Answer]) -> None:
         """Take the answer from `task` once it is done (the handler waits for something)."""
+
+    def hold(self, task: asyncio.Future[None]) -> None:
+        """Wait: the answer comes through `respond`, `fail` or `follow` before `task` is
+        done (a batch's shared claim); shutdown waits for `task`, and its cancel drops the
+        connection."""
 
 
 class Pending(NamedTuple):
@@ -89,8 +95,13 @@ def answer_batch(
     path: str,
     batch: list[Pending],
     parse_query: Callable[[bytes], dict[str, str]],
+    flush: Callable[[], None] | None = None,
 ) -> None:
-    """Answer every push of `batch`, each step over all of them before the next step."""
+    """Answer every push of `batch`, each step over all of them before the next step.
+
+    `flush` writes the answers given so far: called when the answers of a batch that waited
+    for its shared claim are given, so they go out at once rather than a loop iteration later.
+    """
     # 1. the query and its signature: an unsigned push costs nothing more
     signed: list[_Signed] = []
     for asker, raw_query, body, started in batch:
@@ -121,7 +132,7 @@ def answer_batch(
         return
     # 3. the nonces and the dedup claims: at once in process, or all in one round trip
     if not services.local:
-        _claim_in_a_task(services, path, checked)
+        _claim_in_a_task(services, path, checked, flush)
         return
     screened: list[_Checked] = []
     for item in checked:
@@ -174,58 +185,52 @@ def _answer(
         asker.respond(answer)
 
 
-def _claim_in_a_task(services: Services, path: str, checked: list[_Checked]) -> None:
-    """Steps 3 to 5 with a shared store: one task for the batch's one round trip, whose
-    answers each push's connection follows."""
+def _claim_in_a_task(
+    services: Services, path: str, checked: list[_Checked], flush: Callable[[], None] | None
+) -> None:
+    """Steps 3 to 5 with a shared store: one task for the batch's one round trip, started
+    eagerly so the claims are sent now; it answers the batch's connections itself."""
     loop = asyncio.get_running_loop()
-    followed: list[_Checked] = []
+    held: asyncio.Future[None] = loop.create_future()  # done when the task is
     for item in checked:
-        answer: asyncio.Future[Answer] = loop.create_future()
-        followed.append(_Checked(_Settler(answer), item.admitted, item.started))
-        item.asker.follow(answer)
-    task = loop.create_task(_claim_and_answer(services, path, followed))
+        item.asker.hold(held)
+    try:
+        task: asyncio.Future[None] = _start(_claim_and_answer(services, path, checked, flush))
+    except Exception:
+        log.exception("POST %s: could not start a batch's claim", path)
+        held.set_exception(RuntimeError("the batch's claim did not start"))
+        return
     _claiming.add(task)
-    task.add_done_callback(_claiming.discard)
+    task.add_done_callback(lambda done: _settle(done, held))
+    held.add_done_callback(lambda _: task.cancel() if held.cancelled() else None)
 
+
+_start = eager_starter()
 
 # The batches waiting for their shared claim (a reference, so none is collected meanwhile).
-_claiming: set[asyncio.Task[None]] = set()
+_claiming: set[asyncio.Future[None]] = set()
 
 
-async def _claim_and_answer(services: Services, path: str, checked: list[_Checked]) -> None:
+def _settle(task: asyncio.Future[None], held: asyncio.Future[None]) -> None:
+    _claiming.discard(task)
+    if held.done():
+        return
+    if task.cancelled():
+        held.cancel()
+    elif (exc := task.exception()) is not None:
+        held.set_exception(exc)
+    else:
+        held.set_result(None)
+
+
+async def _claim_and_answer(
+    services: Services, path: str, checked: list[_Checked], flush: Callable[[], None] | None
+) -> None:
     admitted = [item.admitted for item in checked]
     claims = await claim(services, admitted, _METHOD, path)  # never raises
     _answer(services, path, checked, claims)
-
-
-class _Settler:
-    """An `Asker` that settles the future a connection follows (a batch claimed in a task)."""
-
-    __slots__ = ("_answer",)
-
-    def __init__(self, answer: asyncio.Future[Answer]) -> None:
-        self._answer = answer
-
-    def respond(self, answer: Answer) -> None:
-        if not self._answer.done():  # cancelled: the connection went away (shutdown)
-            self._answer.set_result(answer)
-
-    def fail(self) -> None:
-        if not self._answer.done():
-            self._answer.set_exception(RuntimeError("unexpected failure answering a push"))
-
-    def follow(self, task: asyncio.Future[Answer]) -> None:
-        task.add_done_callback(self._settle)
-
-    def _settle(self, task: asyncio.Future[Answer]) -> None:
-        if self._answer.done():
-            return
-        if task.cancelled():
-            self._answer.cancel()
-        elif (exc := task.exception()) is not None:
-            self._answer.set_exception(exc)
-        else:
-            self._answer.set_result(task.result())
+    if flush is not None:
+        flush()
 
 
 async def _conclude_later(

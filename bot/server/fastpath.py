@@ -25,7 +25,7 @@ import logging
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 from aiohttp.http import SERVER_SOFTWARE
@@ -145,7 +145,7 @@ class FastServer:
         del pending[:limit]
         self._batching = True
         try:
-            answer_batch(self.services, self.path, batch, parse_query)
+            answer_batch(self.services, self.path, batch, parse_query, self.flush_now)
         except Exception:  # each push's failures are its own: this would be a bug in the batch
             log.exception("POST %s: unexpected failure in a batch", self.path)
             for pending_push in batch:
@@ -225,7 +225,8 @@ class WebhookProtocol(asyncio.Protocol):
         self._need = 0
         self._more: list[bytes] = []
         self._have = 0
-        self.task: asyncio.Future[Answer] | None = None  # the push being answered, if it waits
+        # the push being answered, if it waits: its handler's task, or its batch's claim
+        self.task: asyncio.Future[Any] | None = None
         self._queued = False  # a push of this connection waits in the server's batch
         self._close_after = False
         self._eof = False
@@ -390,6 +391,7 @@ class WebhookProtocol(asyncio.Protocol):
     def respond(self, answer: Answer) -> None:
         """Write the answer to the push waiting for it; serve what came after it."""
         self._queued = False
+        self.task = None
         self._write(answer)
         if self._buf or self._eof or self._reading_paused:  # else there is nothing to serve
             self._process()
@@ -398,6 +400,7 @@ class WebhookProtocol(asyncio.Protocol):
     def fail(self) -> None:
         """A bug answered the queued push: 500, and the connection closes."""
         self._queued = False
+        self.task = None
         self._fail()
 
     def follow(self, task: asyncio.Future[Answer]) -> None:
@@ -405,6 +408,26 @@ class WebhookProtocol(asyncio.Protocol):
         self._queued = False
         self.task = task
         task.add_done_callback(self._answered)
+
+    def hold(self, task: asyncio.Future[None]) -> None:
+        """The queued push's batch waits for its shared claim: `respond` (or `fail`, or
+        `follow`) comes before `task` is done."""
+        self._queued = False
+        self.task = task
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Future[None]) -> None:
+        if self.task is not task:
+            return  # answered (or following its handler's task) meanwhile
+        self.task = None
+        if task.cancelled():
+            self.abort()  # shutdown past its grace: the ledger sends the reply late
+            return
+        exc = task.exception()
+        log.error(
+            "POST %s: a batch ended without answering a push", self._server.path, exc_info=exc
+        )
+        self._fail()
 
     def _answered(self, task: asyncio.Future[Answer]) -> None:
         self.task = None
