@@ -56,6 +56,15 @@ class Route:
     matcher: Matcher | None
     filters: tuple[Filter, ...]
     name: str = ""  # the handler's qualified name, for logs and metrics
+    event: str | None = None  # for `router.event` routes: the event name, lower-cased
+    event_key: str | None = None  # and the EventKey it asked for (None: any)
+
+    def answers_event(self, event: str, key: str) -> bool:
+        """Whether this route is registered for event `event` with EventKey `key`: that
+        event and key, that event with any key, every event, or every message."""
+        if self.event is not None:
+            return self.event == event.lower() and self.event_key in (None, key)
+        return self.matcher is None and not self.filters and self.msg_type in (None, "event")
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -104,7 +113,7 @@ class Router:
                 return False
             return key is None or msg.event_key == key
 
-        return self._register("event", matches, filters)
+        return self._register("event", matches, filters, wanted, key)
 
     def message(
         self, msg_type: str | type[Message] | None = None, *filters: Filter
@@ -135,11 +144,21 @@ class Router:
             else:
                 yield entry
 
+    def answers_event(self, event: str, key: str) -> bool:
+        """Whether some route is registered to answer event `event` with EventKey `key`
+        (e.g. a menu's CLICK key): `Route.answers_event` over every route."""
+        return any(route.answers_event(event, key) for route in self.routes())
+
     def _register(
-        self, msg_type: str | None, matcher: Matcher | None, filters: tuple[Filter, ...]
+        self,
+        msg_type: str | None,
+        matcher: Matcher | None,
+        filters: tuple[Filter, ...],
+        event: str | None = None,
+        event_key: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
-            route = Route(handler, msg_type, matcher, filters)
+            route = Route(handler, msg_type, matcher, filters, event=event, event_key=event_key)
             self._entries.append(route)
             return handler
 
