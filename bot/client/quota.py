@@ -6,10 +6,33 @@ something the bot does by itself.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.client.caller import APICaller
 from bot.client.errors import ERR_BAD_ANSWER, LimitError, WeChatAPIError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ERR_MINUTE_QUOTA = 45011  # the per-minute quota: waiting helps
+ERR_DAILY_QUOTA = 45009  # the daily quota: nothing helps today
+
+
+async def within_minute_quota(call: Callable[[], Awaitable[T]], *, wait: float, retries: int) -> T:
+    """`call()`, waited for and tried again (at most `retries` times) while it meets the
+    per-minute quota (45011); the daily quota (45009) and every other refusal raise at once."""
+    for attempt in range(retries + 1):
+        try:
+            return await call()
+        except WeChatAPIError as exc:
+            if exc.errcode != ERR_MINUTE_QUOTA or attempt == retries:
+                raise
+            log.warning("%s: per-minute quota reached; waiting %.0f s", exc.endpoint, wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from bot.client.caller import APICaller
 from bot.client.errors import ERR_BAD_ANSWER, WeChatAPIError
 from bot.client.limits import check_bytes, check_chars
+from bot.client.quota import within_minute_quota
 
 FOLLOWER_PAGE = 10_000  # user/get returns at most this many openids a call
 MAX_REMARK_BYTES = 29  # a remark must be under 30 bytes
@@ -50,15 +52,23 @@ class UserAPI:
         data = await self._api.call("GET", "/cgi-bin/user/get", params=params)
         return parse_openid_page(data, "user_get")
 
-    async def pages(self) -> AsyncIterator[OpenidPage]:
-        """Every page of the follower list, in order (bounded by the total it announces)."""
-        page = await self.list()
+    async def pages(
+        self, *, quota_wait: float = 60.0, quota_retries: int = 0
+    ) -> AsyncIterator[OpenidPage]:
+        """Every page of the follower list, in order (bounded by the total it announces).
+
+        A page that meets the per-minute quota is tried again `quota_retries` times,
+        `quota_wait` seconds apart.
+        """
+        page = await within_minute_quota(self.list, wait=quota_wait, retries=quota_retries)
         yield page
         left = page.total // FOLLOWER_PAGE + 2  # a platform that keeps paging cannot loop us
         while page.next_openid and page.openids and left > 0:
             left -= 1
             after = page.next_openid
-            page = await self.list(after)
+            page = await within_minute_quota(
+                partial(self.list, after), wait=quota_wait, retries=quota_retries
+            )
             if page.next_openid == after:  # the same cursor twice: the list is over
                 page = OpenidPage(page.total, page.openids, "")
             yield page

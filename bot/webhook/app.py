@@ -75,6 +75,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         app_secret=config.app_secret,
         storage=storage,
         base_url=config.api_base_url,
+        mp_base_url=config.mp_base_url,
         timeout=config.api_timeout,
         token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
         max_attempts=config.api_max_attempts,
