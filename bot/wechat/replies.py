@@ -52,10 +52,11 @@ class TextReply:
 
 def _one_source(reply: Any, kind: str) -> None:
     """A media reply names its medium by ``media_id`` or by a local ``file``, checked now
-    (when a module builds its replies at import, a bad file stops it loading)."""
-    if bool(reply.media_id) == (reply.file is not None):
-        raise ValueError(f"a {type(reply).__name__} needs either media_id or file")
-    if reply.file is not None:
+    (when a module builds its replies at import, a bad file stops it loading). Both are set
+    once the file is uploaded."""
+    if not reply.media_id and reply.file is None:
+        raise ValueError(f"a {type(reply).__name__} needs a media_id or a file")
+    if reply.file is not None and not reply.media_id:
         check_media_file(reply.file, kind)  # MediaFileError: too large, wrong format, missing
 
 
@@ -109,9 +110,7 @@ class MusicReply:
     thumb_file: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.thumb_file is not None:
-            if self.thumb_media_id:
-                raise ValueError("a MusicReply needs thumb_media_id or thumb_file, not both")
+        if self.thumb_file is not None and not self.thumb_media_id:
             check_media_file(self.thumb_file, "thumb")
 
 
