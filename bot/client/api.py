@@ -401,11 +401,7 @@ class WeChatAPI:
                     status = resp.status
                     kind = resp.content_type
                     disposition = resp.headers.get("Content-Disposition", "")
-                    if resp.content_length is not None and resp.content_length > _MAX_DOWNLOAD:
-                        raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
-                    body = await resp.content.read(_MAX_DOWNLOAD + 1)
-                if len(body) > _MAX_DOWNLOAD:
-                    raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
+                    body = await _read_bounded(resp, endpoint)
                 if status >= 500:
                     failure = f"HTTP {status}"
                 elif binary and status == 200 and not _is_json_type(kind):
@@ -455,6 +451,20 @@ async def _within(awaitable: Awaitable[T], deadline: float | None) -> T:
         return await awaitable
     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
         return await awaitable
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
+    """The whole body, refused beyond `_MAX_DOWNLOAD` bytes (no answer the platform sends is)."""
+    if resp.content_length is not None and resp.content_length > _MAX_DOWNLOAD:
+        raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > _MAX_DOWNLOAD:
+            raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(body: Any) -> tuple[bytes, str] | None:
