@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient
 
 from bot import Article, Context, ImageReply, Message, NewsReply, Reply, Router
 from bot import TransferCustomerServiceReply as Transfer
-from bot.demo.session import DemoSession
 from bot.config import load_config
+from bot.demo.session import DemoSession
 from bot.demo.web import (
     DEFAULT_MENU,
     configured_menu,

@@ -106,7 +106,7 @@ async def test_processes_sharing_a_store_upload_once(
                 storage=shared,
                 base_url=platform_url,
                 clock=wall_clock,
-            )  # fmt: skip
+            )
             for _ in range(3)
         ]
         caches = [_cache(api, shared, wall_clock) for api in apis]

@@ -46,7 +46,7 @@ def test_a_17_byte_name_is_refused_with_the_limit() -> None:
         (
             Menu((MenuButton("x", sub_buttons=(MenuButton("y" * 61, type="click", key="k"),)),)),
             "menu.button[0].sub_button[0].name",
-        ),  # fmt: skip
+        ),
         (Menu((MenuButton("x", type="click", key="k" * 129),)), "menu.button[0].key"),
         (Menu((MenuButton("x", type="click"),)), "menu.button[0].key"),
         (
@@ -58,7 +58,7 @@ def test_a_17_byte_name_is_refused_with_the_limit() -> None:
         (
             Menu((MenuButton("x", type="miniprogram", url="https://e/", appid="wx1"),)),
             "menu.button[0].pagepath",
-        ),  # fmt: skip
+        ),
         (Menu((MenuButton("x", type="media_id"),)), "menu.button[0].media_id"),
         (Menu((ABOUT,), matchrule=MatchRule()), "menu.matchrule"),
     ],

@@ -129,12 +129,8 @@ def test_the_result_events_are_typed() -> None:
         SubscribeNotice("T2", "reject", popup_scene="2"),
     )
     assert [n.accepted for n in popup.notices] == [True, False]
-    sent = parse_message(
-        {
-            "ToUserName": "gh", "FromUserName": "o1", "CreateTime": 1, "MsgType": "event",
-            "Event": "subscribe_msg_sent_event",
-            "List": {"TemplateId": "T1", "MsgID": "1700", "ErrorCode": "0", "ErrorStatus": "success"},
-        }
-    )  # fmt: skip
+    item = {"TemplateId": "T1", "MsgID": "1700", "ErrorCode": "0", "ErrorStatus": "success"}
+    common = {"ToUserName": "gh", "FromUserName": "o1", "CreateTime": 1, "MsgType": "event"}
+    sent = parse_message({**common, "Event": "subscribe_msg_sent_event", "List": item})  # JSON
     assert isinstance(sent, SubscribeMsgEvent)
     assert sent.notices == (SubscribeNotice("T1", "success", msg_id="1700"),)

@@ -55,7 +55,9 @@ async def test_push_the_shipped_menu_then_show_and_delete_it(
     assert "(tag_id 2):" in out
 
     code, out, _ = await run_cli(["menu", "delete"], ROOT, env)
-    assert (code, platform.menus.default, platform.menus.conditional) == (0, None, {})
+    assert code == 0
+    assert not platform.menus.conditional
+    assert platform.menus.default is None
     code, out, _ = await run_cli(["menu", "show"], ROOT, env)
     assert out == "The account has no menu.\n"
 
@@ -80,7 +82,7 @@ async def test_a_bad_menu_is_refused_naming_the_button_and_nothing_is_sent(
 ) -> None:
     button = "    - {name: 关于, type: click, key: MENU_ABOUT}\n"
     config = _config(tmp_path, "  button:\n" + button * 4)
-    code, out, err = await run_cli(["menu", "push", "--config", config], ROOT, env)
+    code, _, err = await run_cli(["menu", "push", "--config", config], ROOT, env)
     assert code == 2
     assert err == ("wechat-bot: config: menu.button[3]: 1 to 3 top-level buttons allowed (got 4)\n")
     long_name = _config(tmp_path, "  button:\n    - {name: 一二三四五ab, type: click, key: K}\n")
@@ -94,9 +96,11 @@ async def test_a_click_key_no_handler_answers_is_refused_naming_it(
 ) -> None:
     menu = (
         "  button:\n    - {name: 关于, type: click, key: MENU_ABOUT}\n"
-        "    - name: 更多\n      sub_button:\n        - {name: 抽奖, type: click, key: MENU_LOTTERY}\n"
+        "    - name: 更多\n      sub_button:\n"
+        "        - {name: 抽奖, type: click, key: MENU_LOTTERY}\n"
     )
-    code, out, err = await run_cli(["menu", "push", "--config", _config(tmp_path, menu)], ROOT, env)
+    config = _config(tmp_path, menu)
+    code, _, err = await run_cli(["menu", "push", "--config", config], ROOT, env)
     assert code == 1
     assert err.splitlines() == [
         "wechat-bot: menu.button[1].sub_button[0].key: no route of the configured handlers "
