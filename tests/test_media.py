@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import WallClock
 from media_samples import AMR, JPEG, MP4, png, sample
 
-from bot.client.api import LimitError, WeChatAPI, WeChatAPIError
+from bot.client.api import LimitError, TransientAPIError, WeChatAPI, WeChatAPIError
 from bot.client.media import MaterialCount, VideoMaterial
+from bot.storage.memory import MemoryStorage
 from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.pytest_plugin import TEST_APP_ID, TEST_SECRET
 from bot.wechat.media_formats import MediaFileError, check_media_file
 
 
@@ -129,3 +132,24 @@ def test_check_media_file_reads_the_first_bytes(tmp_path: Path) -> None:
     assert check_media_file(png(tmp_path), "image").format == "png"
     with pytest.raises(MediaFileError, match="cannot read it"):
         check_media_file(tmp_path / "missing.png", "image")
+
+
+async def test_a_file_has_longer_attempts_than_a_json_call(
+    platform_url: str, platform: FakeWeChat, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = WeChatAPI(
+            session,
+            app_id=TEST_APP_ID,
+            app_secret=TEST_SECRET,
+            storage=MemoryStorage(100),
+            base_url=platform_url,
+            timeout=0.2,
+            backoff=0.01,
+        )
+        platform.set_latency("media_upload", 0.5)  # longer than a JSON call may take
+        assert (await api.media.upload("image", png(tmp_path))).media_id
+        platform.set_latency("user_get", 0.5)
+        with pytest.raises(TransientAPIError):
+            await api.users.list()
+    assert platform.counters["media_upload"] == 1

@@ -4,6 +4,7 @@ menu push|show|delete, qrcode create, media upload, followers export."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 from png_check import png_size
 from support import operator_env, run_cli
 
+from bot.cli.followers_export import write_followers
+from bot.client.api import WeChatAPI
+from bot.followers.store import FollowerStore
+from bot.storage.memory import MemoryStorage
 from bot.testing.fake_wechat import FakeWeChat, many_followers
 from bot.testing.pytest_plugin import BotFactory
 
@@ -203,3 +208,24 @@ async def test_followers_export_stops_at_the_daily_quota_leaving_no_file(
     assert code == 1
     assert "user_info_batchget: errcode 45009" in err and "daily quota" in err
     assert not out.exists() and not (tmp_path / "followers.csv.partial").exists()
+
+
+async def test_the_export_shows_progress_and_waits_out_the_minute_quota(
+    platform_api: WeChatAPI, platform: FakeWeChat, tmp_path: Path
+) -> None:
+    for follower in many_followers(196):
+        platform.add_follower(follower)
+    store = FollowerStore(MemoryStorage(1000))
+    await store.set_name("o_demo_wang", "小王")
+    await store.set_language("o_demo_wang", "zh_CN")
+    platform.fail_with_errcode("user_info_batchget", 45011)
+    bar = io.StringIO()
+    path = tmp_path / "f.csv"
+    rows = await write_followers(platform_api, store, path, 2, 0.01, bar)
+    assert rows == 200
+    assert bar.getvalue().endswith("      200 / 200 [" + "#" * 30 + "] 100%\n")
+    assert "      100 / 200 [" + "#" * 15 in bar.getvalue()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    wang = next(r for r in csv.reader(lines) if r[0] == "o_demo_wang")
+    assert wang[5:] == ["小王", "zh_CN"]
+    assert platform.counters["user_info_batchget"] == 2 + 1  # one refused, waited, retried

@@ -34,7 +34,7 @@ from bot.client.errors import (
     TransientAPIError,
     WeChatAPIError,
 )
-from bot.client.media import MediaAPI
+from bot.client.media import UPLOAD_TIMEOUT, MediaAPI
 from bot.client.media_files import MediaFileCache
 from bot.client.menus import MenuAPI
 from bot.client.notices import NoticeAPI, TemplateAPI
@@ -172,8 +172,9 @@ class WeChatAPI:
         self.tags = TagAPI(self)
         self.blacklist = BlacklistAPI(self)
         self.quota = QuotaAPI(self)
+        # the uploader's lock outlives its slowest upload, or a second instance uploads too
         self.media_files = MediaFileCache(
-            self.media, storage, app_id=app_id, clock=clock, lock_ttl=fetch_budget + 30.0
+            self.media, storage, app_id=app_id, clock=clock, lock_ttl=UPLOAD_TIMEOUT + 10.0
         )
 
     @property
@@ -226,15 +227,18 @@ class WeChatAPI:
         body: bytes | None = None,
         content_type: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 -- a budget we enforce per attempt and overall
+        attempt_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Call `path` with the access token; returns the answer, raises WeChatAPIError.
 
         The body is `json_body` as UTF-8 JSON, or `body` as is with `content_type` (a
         multipart upload). `timeout` bounds the whole call (retries and backoff included);
-        each HTTP attempt is also bounded by the client's `timeout`.
+        each HTTP attempt is bounded by `attempt_timeout`, by default the client's `timeout`
+        (an upload of megabytes needs longer than a JSON call).
         """
+        payload = _payload(json_body, body, content_type)
         answer = await self._authorised(
-            method, path, params, _payload(json_body, body, content_type), timeout, False
+            method, path, params, payload, timeout, attempt_timeout, False
         )
         if isinstance(answer, Download):
             raise WeChatAPIError(ERR_BAD_ANSWER, "a file instead of JSON", endpoint_name(path))
@@ -248,11 +252,13 @@ class WeChatAPI:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         timeout: float | None = None,  # noqa: ASYNC109 -- as in call()
+        attempt_timeout: float | None = None,
     ) -> Download:
         """Call `path` with the access token for a file; a JSON answer comes back as a
         `Download` of JSON (video material does that); an errcode raises WeChatAPIError."""
+        payload = _payload(json_body, None, None)
         answer = await self._authorised(
-            method, path, params, _payload(json_body, None, None), timeout, True
+            method, path, params, payload, timeout, attempt_timeout, True
         )
         if isinstance(answer, Download):
             return answer
@@ -275,6 +281,7 @@ class WeChatAPI:
         params: Mapping[str, str] | None,
         payload: tuple[bytes, str] | None,
         timeout: float | None,  # noqa: ASYNC109 -- as in call()
+        attempt_timeout: float | None,
         binary: bool,
     ) -> dict[str, Any] | Download:
         endpoint = endpoint_name(path)
@@ -291,7 +298,15 @@ class WeChatAPI:
                 ) from None
             query = {**(params or {}), "access_token": token}
             data = await self._request(
-                endpoint, method, self._base + path, query, payload, deadline, token, binary
+                endpoint,
+                method,
+                self._base + path,
+                query,
+                payload,
+                deadline,
+                token,
+                binary,
+                attempt_timeout,
             )
             if isinstance(data, Download):
                 return data
@@ -370,6 +385,7 @@ class WeChatAPI:
         deadline: float | None,
         credential: str,
         binary: bool = False,
+        attempt_timeout: float | None = None,
     ) -> dict[str, Any] | Download:
         """One logical request: the decoded answer, retrying transient failures.
 
@@ -382,10 +398,10 @@ class WeChatAPI:
         failure = ""
         errcode = ERR_TRANSPORT
         for attempt in range(1, self._max_attempts + 1):
-            attempt_timeout = self._timeout
+            this_attempt = attempt_timeout or self._timeout
             if deadline is not None:
-                attempt_timeout = min(attempt_timeout, deadline - time.monotonic())
-                if attempt_timeout <= 0:
+                this_attempt = min(this_attempt, deadline - time.monotonic())
+                if this_attempt <= 0:
                     break
             started = time.monotonic()
             errcode = ERR_TRANSPORT
@@ -396,7 +412,7 @@ class WeChatAPI:
                     params=params,
                     data=data,
                     headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
+                    timeout=aiohttp.ClientTimeout(total=this_attempt),
                 ) as resp:
                     status = resp.status
                     kind = resp.content_type

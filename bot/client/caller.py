@@ -41,6 +41,7 @@ class APICaller(Protocol):
         body: bytes | None = None,
         content_type: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 -- as WeChatAPI.call
+        attempt_timeout: float | None = None,
     ) -> dict[str, Any]:
         """A JSON call; raises WeChatAPIError on an errcode."""
 
@@ -52,6 +53,7 @@ class APICaller(Protocol):
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         timeout: float | None = None,  # noqa: ASYNC109 -- as WeChatAPI.call
+        attempt_timeout: float | None = None,
     ) -> Download:
         """A call answered with a file."""
 

@@ -29,7 +29,8 @@ from bot.wechat.media_formats import (
 TEMPORARY_LIFETIME = 3 * 24 * 3600.0  # seconds a temporary media_id is valid
 MATERIAL_PAGE = 20  # batchget_material returns at most 20 items
 MATERIAL_TYPES = ("image", "voice", "video", "news")
-UPLOAD_TIMEOUT = 60.0  # seconds for a whole upload (a 10 MB video on a slow link)
+UPLOAD_ATTEMPT = 30.0  # seconds for one attempt at sending or fetching a file (10 MB)
+UPLOAD_TIMEOUT = 100.0  # seconds for the whole call, retries included
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class MediaAPI:
             body=body,
             content_type=multipart,
             timeout=UPLOAD_TIMEOUT,
+            attempt_timeout=UPLOAD_ATTEMPT,
         )
         media_id = answer.get("media_id") or answer.get("thumb_media_id")
         if not isinstance(media_id, str) or not media_id:
@@ -121,7 +123,11 @@ class MediaAPI:
     async def get(self, media_id: str) -> Download:
         """A temporary medium's bytes (40007 once its 3 days are over)."""
         return await self._api.download(
-            "GET", "/cgi-bin/media/get", params={"media_id": media_id}, timeout=UPLOAD_TIMEOUT
+            "GET",
+            "/cgi-bin/media/get",
+            params={"media_id": media_id},
+            timeout=UPLOAD_TIMEOUT,
+            attempt_timeout=UPLOAD_ATTEMPT,
         )
 
     async def add_material(
@@ -150,6 +156,7 @@ class MediaAPI:
             body=body,
             content_type=multipart,
             timeout=UPLOAD_TIMEOUT,
+            attempt_timeout=UPLOAD_ATTEMPT,
         )
         media_id = answer.get("media_id")
         if not isinstance(media_id, str) or not media_id:
@@ -163,6 +170,7 @@ class MediaAPI:
             "/cgi-bin/material/get_material",
             json_body={"media_id": media_id},
             timeout=UPLOAD_TIMEOUT,
+            attempt_timeout=UPLOAD_ATTEMPT,
         )
         if download.content_type != "application/json":
             return download
