@@ -82,18 +82,9 @@ class TemplateAPI:
 
         `client_msg_id` makes a resend within 10 minutes a no-op on the platform.
         """
-        check_chars("touser", touser, 128)
-        check_chars("template_id", template_id, 128)
-        check_values(data, TEMPLATE_VALUE_LIMIT)
-        body: dict[str, object] = {
-            "touser": touser,
-            "template_id": template_id,
-            "data": {key: {"value": value} for key, value in data.items()},
-        }
+        body = _body(touser, template_id, data, TEMPLATE_VALUE_LIMIT, miniprogram)
         if url:
             body["url"] = url
-        if miniprogram is not None:
-            body["miniprogram"] = miniprogram.to_json()
         if client_msg_id is not None:
             check_bytes("client_msg_id", client_msg_id, MAX_CLIENT_MSG_ID_BYTES)
             body["client_msg_id"] = client_msg_id
@@ -119,16 +110,28 @@ class NoticeAPI:
         miniprogram: MiniProgram | None = None,
     ) -> None:
         """Send a subscription notice (43101 when the follower did not accept it)."""
-        check_chars("touser", touser, 128)
-        check_chars("template_id", template_id, 128)
-        check_values(data, None)
-        body: dict[str, object] = {
-            "touser": touser,
-            "template_id": template_id,
-            "data": {key: {"value": value} for key, value in data.items()},
-        }
+        body = _body(touser, template_id, data, None, miniprogram)
         if page:
             body["page"] = page
-        if miniprogram is not None:
-            body["miniprogram"] = miniprogram.to_json()
         await self._api.call("POST", "/cgi-bin/message/subscribe/bizsend", json_body=body)
+
+
+def _body(
+    touser: str,
+    template_id: str,
+    data: Mapping[str, str],
+    general_limit: int | None,
+    miniprogram: MiniProgram | None,
+) -> dict[str, object]:
+    """The checked fields both kinds of send share."""
+    check_chars("touser", touser, 128)
+    check_chars("template_id", template_id, 128)
+    check_values(data, general_limit)
+    body: dict[str, object] = {
+        "touser": touser,
+        "template_id": template_id,
+        "data": {key: {"value": value} for key, value in data.items()},
+    }
+    if miniprogram is not None:
+        body["miniprogram"] = miniprogram.to_json()
+    return body
