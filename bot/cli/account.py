@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.client.api import WeChatAPI
+from bot.client.api import WeChatAPI, client_for
 from bot.client.errors import LimitError, WeChatAPIError
 from bot.config import Config
 from bot.storage import StorageUnavailable, open_storage
@@ -36,20 +36,7 @@ async def open_account(config: Config) -> AsyncIterator[tuple[WeChatAPI, Storage
     )
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.api_timeout))
     try:
-        yield (
-            WeChatAPI(
-                session,
-                app_id=config.app_id,
-                app_secret=config.app_secret,
-                storage=storage,
-                base_url=config.api_base_url,
-                mp_base_url=config.mp_base_url,
-                timeout=config.api_timeout,
-                token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
-                max_attempts=config.api_max_attempts,
-            ),
-            storage,
-        )
+        yield client_for(config, session, storage), storage
     finally:
         await session.close()
         await storage.close()

@@ -43,6 +43,7 @@ from bot.client.quota import QuotaAPI
 from bot.client.tags import TagAPI
 from bot.client.tokens import AccessTokenCache, TokenError
 from bot.client.users import UserAPI
+from bot.config import Config
 from bot.storage.base import Storage
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "UserInfo",
     "WeChatAPI",
     "WeChatAPIError",
+    "client_for",
     "endpoint_name",
 ]
 
@@ -453,6 +455,27 @@ class WeChatAPI:
             )  # fmt: skip
             await asyncio.sleep(delay)
         raise TransientAPIError(errcode, failure or "no time left for an attempt", endpoint)
+
+
+def client_for(
+    config: Config,
+    session: aiohttp.ClientSession,
+    storage: Storage,
+    observer: APIObserver | None = None,
+) -> WeChatAPI:
+    """The account's client as `config` sets it up (`serve` and the operator commands)."""
+    return WeChatAPI(
+        session,
+        app_id=config.app_id,
+        app_secret=config.app_secret,
+        storage=storage,
+        base_url=config.api_base_url,
+        mp_base_url=config.mp_base_url,
+        timeout=config.api_timeout,
+        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
+        max_attempts=config.api_max_attempts,
+        observer=observer,
+    )
 
 
 def endpoint_name(path: str) -> str:
