@@ -196,3 +196,14 @@ def test_the_fakes_menu_checks_give_the_platforms_errcodes(
     body: dict[str, Any], errcode: int
 ) -> None:
     assert menu_errcode(body) == errcode
+
+
+async def test_operator_calls_recover_a_refused_token_as_every_call_does(
+    platform_api: WeChatAPI, platform: FakeWeChat
+) -> None:
+    await platform_api.menus.create(MENU)
+    platform.expire_tokens()
+    platform.fail_with_errcode("menu_get", -1)  # system busy: retried with backoff
+    assert (await platform_api.menus.get()).default is not None
+    assert platform.counters["menu_get"] == 3  # busy, expired token, then the answer
+    assert platform.counters["stable_token"] == 2
