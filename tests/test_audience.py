@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from bot.client.api import LimitError, WeChatAPI, WeChatAPIError
 from bot.client.quota import Quota, within_minute_quota
 from bot.client.tags import Tag
+from bot.storage.memory import MemoryStorage
 from bot.testing.fake_wechat import FakeFollower, FakeWeChat, many_followers
+from bot.testing.pytest_plugin import TEST_APP_ID, TEST_SECRET
 
 
 async def test_the_follower_list_pages_by_ten_thousand(
@@ -135,11 +138,40 @@ async def test_quota_get_and_clear(platform_api: WeChatAPI, platform: FakeWeChat
     with pytest.raises(WeChatAPIError) as info:
         await platform_api.quota.get("/cgi-bin/nothing/here")
     assert info.value.errcode == 76021
-    for _ in range(9):
+    for _ in range(8):
         await platform_api.quota.clear()
-    with pytest.raises(WeChatAPIError) as info:  # 10 a month
-        await platform_api.quota.clear()
+    await platform_api.quota.clear_with_secret()  # the 10th clear
+    with pytest.raises(WeChatAPIError) as info:  # 10 a month, both endpoints together
+        await platform_api.quota.clear_with_secret()
     assert (info.value.errcode, "10 a month" in str(info.value)) == (48006, True)
+    assert platform.counters["clear_quota_v2"] == 2
+
+
+async def test_clearing_with_the_secret_needs_no_token_and_never_shows_the_secret(
+    platform_url: str, platform: FakeWeChat
+) -> None:
+    platform.fail_with_errcode("stable_token", 45009, times=5)  # no token to be had today
+    async with aiohttp.ClientSession() as session:
+        right, wrong = (
+            WeChatAPI(
+                session,
+                app_id=TEST_APP_ID,
+                app_secret=secret,
+                storage=MemoryStorage(100),
+                base_url=platform_url,
+            )
+            for secret in (TEST_SECRET, "s3cr3t-wrong")
+        )
+        await right.quota.clear_with_secret()
+        with pytest.raises(WeChatAPIError) as info:
+            await wrong.quota.clear_with_secret()
+        assert info.value.errcode == 40125
+        # should the platform echo what it was sent, the secret is masked
+        platform.fail_with_errcode("clear_quota_v2", 40125, errmsg="bad appsecret s3cr3t-wrong")
+        with pytest.raises(WeChatAPIError) as info:
+            await wrong.quota.clear_with_secret()
+    assert str(info.value).startswith("clear_quota_v2: errcode 40125: bad appsecret ***")
+    assert (platform.quota_clears, platform.counters["stable_token"]) == (1, 0)
 
 
 async def test_the_minute_quota_is_waited_out_a_bounded_number_of_times(

@@ -57,5 +57,8 @@ class APICaller(Protocol):
     ) -> Download:
         """A call answered with a file."""
 
+    async def call_with_secret(self, path: str, json_body: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON call authenticated by AppID and AppSecret instead of a token."""
+
     async def fetch_public(self, url: str, endpoint: str) -> Download:
         """A file served without a token."""

@@ -1,4 +1,5 @@
-"""API quotas (platform notes §8): how much of an API's daily quota is used; clearing it.
+"""API quotas (platform notes §8): how much of an API's daily quota is used; clearing it;
+waiting out the per-minute quota.
 
 Clearing is limited to 10 a month (48006 after), so `clear` is an operator's decision, never
 something the bot does by itself.
@@ -64,5 +65,10 @@ class QuotaAPI:
         return Quota(*(int(quota.get(k, 0)) for k in ("daily_limit", "used", "remain")))
 
     async def clear(self) -> None:
-        """Reset every API's daily count (10 a month, shared with clear_quota/v2)."""
+        """Reset every API's daily count (10 a month, shared with `clear_with_secret`)."""
         await self._api.call("POST", "/cgi-bin/clear_quota", json_body={"appid": self._api.app_id})
+
+    async def clear_with_secret(self) -> None:
+        """The same by AppID and AppSecret (clear_quota/v2): works when the token endpoint's
+        own quota is used up and no token can be had."""
+        await self._api.call_with_secret("/cgi-bin/clear_quota/v2", {})

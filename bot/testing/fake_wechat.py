@@ -51,6 +51,7 @@ ENDPOINTS = (
     *fake_users.ENDPOINTS,
     "openapi_quota_get",
     "clear_quota",
+    "clear_quota_v2",
 )
 FaultKind = Literal["errcode", "status", "reset"]
 
@@ -121,6 +122,7 @@ class FakeWeChat:
             [
                 web.post("/cgi-bin/openapi/quota/get", self._quota_get),
                 web.post("/cgi-bin/clear_quota", self._clear_quota),
+                web.post("/cgi-bin/clear_quota/v2", self._clear_quota_v2),
                 web.post("/cgi-bin/stable_token", self._stable_token),
                 web.get("/cgi-bin/token", self._legacy_token),
                 web.get("/cgi-bin/user/info", self._user_info),
@@ -372,6 +374,20 @@ class FakeWeChat:
         appid = body.get("appid") if isinstance(body, dict) else None
         if not isinstance(appid, str) or not secrets.compare_digest(appid, self.app_id):
             return _error(40013)
+        return self._clear()
+
+    async def _clear_quota_v2(self, request: web.Request) -> web.StreamResponse:
+        if (answer := await self._guard(request, "clear_quota_v2", token=False)) is not None:
+            return answer
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _error(47001)
+        if code := self._credentials_error(body.get("appid"), body.get("appsecret")):
+            return _error(code)
+        return self._clear()
+
+    def _clear(self) -> web.Response:
+        """Reset the daily counts (10 a month, both endpoints together)."""
         if self.quota_clears >= CLEARS_A_MONTH:
             return _error(48006)
         self.quota_clears += 1
