@@ -10,7 +10,13 @@ import pytest
 from bot.routing.context import Context
 from bot.routing.router import SKIP, HandlerResult, Route, Router
 from bot.testing.simulator import event_fields, text_fields
-from bot.wechat.messages import ImageMessage, LocationMessage, Message, parse_message
+from bot.wechat.messages import (
+    ClickEvent,
+    ImageMessage,
+    LocationMessage,
+    Message,
+    parse_message,
+)
 
 OPENID = "o_router_test"
 
@@ -261,6 +267,11 @@ def test_answers_event_tells_which_menu_keys_a_route_answers() -> None:
     assert any_message.answers_event("CLICK", "MENU_B")
     filtered.message(None, lambda m: False)(handler)  # a filter may refuse: not counted
     assert not filtered.answers_event("CLICK", "MENU_B")
+    clicks, images = Router(), Router()
+    clicks.message(ClickEvent)(handler)
+    assert clicks.answers_event("CLICK", "MENU_B") and not clicks.answers_event("VIEW", "u")
+    images.message(ImageMessage)(handler)
+    assert not images.answers_event("CLICK", "MENU_B")
     outer = Router()
     outer.include(by_key)
     assert outer.answers_event("CLICK", "MENU_A")
