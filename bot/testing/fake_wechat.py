@@ -175,7 +175,8 @@ class FakeWeChat:
             tok.expires_at = min(tok.expires_at, now)
 
     def reset(self) -> None:
-        """Clear counters, sent messages, faults and latency (tokens and followers stay)."""
+        """Clear counters, sent messages, faults and latency (tokens, followers and what the
+        operator areas hold — menus, codes, media, tags — stay)."""
         self.counters.clear()
         self.sent.clear()
         self._faults.clear()
