@@ -38,9 +38,8 @@ BUTTON_FIELDS: dict[str, tuple[str, ...]] = {
     "article_view_limited": ("article_id",),
     "miniprogram": ("url", "appid", "pagepath"),
 }
-# buttons whose key comes back as an event a handler should answer (CLICK and the pickers)
-KEYED_EVENTS = {"click": "CLICK", "scancode_push": "scancode_push",
-                "scancode_waitmsg": "scancode_waitmsg"}  # fmt: skip
+# buttons whose key comes back in an event a handler answers (CLICK and the code scanners)
+KEYED_TYPES = frozenset({"click", "scancode_push", "scancode_waitmsg"})
 _NO_LONGER_MATCHED = ("sex", "country", "province", "city", "language")  # refused with 65320
 _ERR_NO_MENU = 46003
 _OPTIONAL = ("key", "url", "media_id", "article_id", "appid", "pagepath")
@@ -169,13 +168,17 @@ class Menu:
         )
 
     def keyed_buttons(self) -> Iterator[tuple[str, MenuButton]]:
-        """Every leaf whose key comes back as an event, with its field path."""
+        """Every leaf whose key comes back in an event, with its field path."""
         for i, button in enumerate(self.buttons):
-            leaves = [(f"button[{i}]", button)] if not button.sub_buttons else [
-                (f"button[{i}].sub_button[{j}]", sub) for j, sub in enumerate(button.sub_buttons)
-            ]  # fmt: skip
+            if not button.sub_buttons:
+                leaves = [(f"button[{i}]", button)]
+            else:
+                leaves = [
+                    (f"button[{i}].sub_button[{j}]", sub)
+                    for j, sub in enumerate(button.sub_buttons)
+                ]
             for path, leaf in leaves:
-                if leaf.type in KEYED_EVENTS and leaf.key:
+                if leaf.type in KEYED_TYPES and leaf.key:
                     yield path, leaf
 
 

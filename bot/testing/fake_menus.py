@@ -22,10 +22,22 @@ ENDPOINTS = (
     "get_current_selfmenu_info",
 )
 DAILY_CHANGES = 2_000  # creates, adds and deletes a day
-_KEY_TYPES = frozenset({"click", "scancode_push", "scancode_waitmsg", "pic_sysphoto",
-                        "pic_photo_or_album", "pic_weixin", "location_select"})  # fmt: skip
-_ID_TYPES = {"media_id": "media_id", "article_id": "article_id",
-             "article_view_limited": "article_id"}  # fmt: skip
+_KEY_TYPES = frozenset(
+    {
+        "click",
+        "scancode_push",
+        "scancode_waitmsg",
+        "pic_sysphoto",
+        "pic_photo_or_album",
+        "pic_weixin",
+        "location_select",
+    }
+)
+_ID_TYPES = {
+    "media_id": "media_id",
+    "article_id": "article_id",
+    "article_view_limited": "article_id",
+}
 _TYPES = _KEY_TYPES | set(_ID_TYPES) | {"view", "miniprogram"}
 _UNMATCHED = ("sex", "country", "province", "city", "language")
 # errcodes for a (top-level, sub-) button: type, name, key, url, url domain

@@ -24,8 +24,17 @@ DEMO_TEMPLATES: dict[str, tuple[str, ...]] = {
 DEMO_NOTICES: dict[str, tuple[str, ...]] = {
     "NOTICE_EVENT_REMINDER": ("thing1", "time2"),
 }
-_LIMITS = {"thing": 20, "character_string": 32, "number": 32, "letter": 32, "symbol": 5,
-           "phrase": 5, "phone_number": 17, "car_number": 8, "name": 20}  # fmt: skip
+_LIMITS = {
+    "thing": 20,
+    "character_string": 32,
+    "number": 32,
+    "letter": 32,
+    "symbol": 5,
+    "phrase": 5,
+    "phone_number": 17,
+    "car_number": 8,
+    "name": 20,
+}
 _KEY_TYPE = re.compile(r"^([a-z_]+?)\d*$")
 
 

@@ -62,8 +62,10 @@ def png_image(rows: list[list[bool]], scale: int = _SCALE) -> bytes:
 def _pattern(ticket: str) -> list[list[bool]]:
     """A QR-looking grid derived from the ticket (finder squares in three corners)."""
     bits = hashlib.sha256(ticket.encode()).digest() * 3
-    grid = [[bool(bits[(r * _MODULES + c) // 8] >> (c % 8) & 1) for c in range(_MODULES)]
-            for r in range(_MODULES)]  # fmt: skip
+    grid = [
+        [bool(bits[(r * _MODULES + c) // 8] >> (c % 8) & 1) for c in range(_MODULES)]
+        for r in range(_MODULES)
+    ]
     for top, left in ((0, 0), (0, _MODULES - 7), (_MODULES - 7, 0)):
         for r in range(7):
             for c in range(7):

@@ -30,10 +30,23 @@ MEDIA_LIMITS: dict[str, MediaLimit] = {
     "video": MediaLimit(10 * _MB, ("mp4",)),
     "thumb": MediaLimit(64 * 1024, ("jpeg",)),
 }
-_EXTENSIONS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "gif": "gif", "amr": "amr",
-               "mp3": "mp3", "mp4": "mp4"}  # fmt: skip
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif",
-                 "amr": "audio/amr", "mp3": "audio/mpeg", "mp4": "video/mp4"}  # fmt: skip
+_EXTENSIONS = {
+    "png": "png",
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "gif": "gif",
+    "amr": "amr",
+    "mp3": "mp3",
+    "mp4": "mp4",
+}
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "amr": "audio/amr",
+    "mp3": "audio/mpeg",
+    "mp4": "video/mp4",
+}
 _HEAD = 16
 
 
