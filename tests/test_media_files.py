@@ -8,12 +8,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis_fixtures
 from conftest import WallClock
 from media_samples import JPEG, MP4, png, sample
 
 from bot import Context, ImageReply, Message, MusicReply, Router, VideoReply
 from bot.client.api import WeChatAPI
 from bot.client.media_files import EXPIRY_MARGIN, MediaFileCache
+from bot.storage import RedisStorage
 from bot.storage.memory import MemoryStorage
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_APP_ID, TEST_SECRET, BotFactory
@@ -152,3 +154,36 @@ def test_a_bad_file_is_refused_when_the_reply_is_built(tmp_path: Path) -> None:
 def test_a_file_reply_is_not_rendered_before_its_upload() -> None:
     with pytest.raises(ValueError, match="has no media_id yet"):
         render_reply(ImageReply(file=POSTER), to_user="o", from_user="gh", create_time=1)
+
+
+# The session's Redis and a namespace per test, bound here so pytest finds them by name.
+redis_url = redis_fixtures.redis_url
+redis_namespace = redis_fixtures.redis_namespace
+
+
+async def test_instances_share_the_media_id_through_redis(
+    redis_url: str, redis_namespace: str, platform_url: str, platform: FakeWeChat
+) -> None:
+    platform.set_latency("media_upload", 0.3)
+    stores = [await RedisStorage.connect(redis_url, redis_namespace, timeout=2.0) for _ in range(3)]
+    try:
+        async with aiohttp.ClientSession() as session:
+            apis = [
+                WeChatAPI(
+                    session,
+                    app_id=TEST_APP_ID,
+                    app_secret=TEST_SECRET,
+                    storage=store,
+                    base_url=platform_url,
+                )
+                for store in stores
+            ]
+            file = check_media_file(POSTER, "image")
+            first = await asyncio.gather(*(api.media_files.media_id(file) for api in apis[:2]))
+            later = await apis[2].media_files.media_id(file)  # a third instance, afterwards
+    finally:
+        for store in stores:
+            await store.close()
+        await redis_fixtures.delete_namespace(redis_url, redis_namespace)
+    assert len({*first, later}) == 1
+    assert len(platform.media.uploads) == 1
