@@ -6,6 +6,7 @@ Write handlers with `Router`; every handler has one signature:
 
 from __future__ import annotations
 
+from bot.client.errors import LimitError, WeChatAPIError
 from bot.followers.language import LANGUAGES, normalize_language
 from bot.routing.context import Context
 from bot.routing.router import SKIP, Router, Skip
@@ -20,6 +21,9 @@ from bot.wechat.messages import (
     Message,
     ScanEvent,
     SubscribeEvent,
+    SubscribeMsgEvent,
+    SubscribeNotice,
+    TemplateSendJobFinishEvent,
     TextMessage,
     UnsubscribeEvent,
     VideoMessage,
@@ -47,6 +51,7 @@ __all__ = [
     "Event",
     "ImageMessage",
     "ImageReply",
+    "LimitError",
     "LinkMessage",
     "LocationEvent",
     "LocationMessage",
@@ -59,6 +64,9 @@ __all__ = [
     "Skip",
     "StorageUnavailable",
     "SubscribeEvent",
+    "SubscribeMsgEvent",
+    "SubscribeNotice",
+    "TemplateSendJobFinishEvent",
     "TextMessage",
     "TextReply",
     "TransferCustomerServiceReply",
@@ -68,5 +76,6 @@ __all__ = [
     "ViewEvent",
     "VoiceMessage",
     "VoiceReply",
+    "WeChatAPIError",
     "normalize_language",
 ]

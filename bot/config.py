@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from bot.client.errors import LimitError
+from bot.client.menus import MenuSet
 from bot.wechat.crypto import validate_encoding_aes_key
 
 LANGUAGES = ("zh_CN", "zh_TW", "en")
@@ -96,6 +98,13 @@ class Config:
             "WeChat API base URL (point it at the fake API for tests).", "WECHAT_API_BASE_URL"
         ),
     )
+    mp_base_url: str = field(
+        default="https://mp.weixin.qq.com",
+        metadata=_setting(
+            "Where the platform serves QR-code images (point it at the fake API for tests).",
+            "WECHAT_MP_BASE_URL",
+        ),
+    )
     token_endpoint: str = field(
         default="stable",
         metadata=_setting("`stable` (/cgi-bin/stable_token) or `legacy` (/cgi-bin/token)."),
@@ -111,6 +120,13 @@ class Config:
         default_factory=_default_greetings,
         metadata=_setting(
             "Per language: `with_name` and `without_name` templates ({name}, {account})."
+        ),
+    )
+    menu: MenuSet | None = field(
+        default=None,
+        metadata=_setting(
+            "The custom menu in the platform's shape (`button`, optional `conditional`); "
+            "`wechat-bot menu push` creates it."
         ),
     )
     webhook_path: str = field(default="/wechat", metadata=_setting("Path of the webhook."))
@@ -197,6 +213,8 @@ class Config:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = "***"
+            if isinstance(value, MenuSet):
+                value = _menu_summary(value)
             out[f.name] = value
         return out
 
@@ -218,6 +236,8 @@ def _settings() -> tuple[Setting, ...]:
         value = getattr(defaults, f.name)
         if f.name == "greetings":
             shown = "see config.yaml"
+        elif value is None:
+            shown = ""
         elif isinstance(value, tuple):
             shown = ", ".join(value)
         else:
@@ -286,6 +306,13 @@ def _coerce(key: str, raw: Any) -> Any:
     default = getattr(Config(), key)
     if key == "greetings":
         return _coerce_greetings(raw)
+    if key == "menu":
+        if raw is None:
+            return None
+        try:
+            return MenuSet.from_config(raw)
+        except LimitError as exc:
+            raise ConfigError(exc.field, exc.problem) from None
     if key == "handlers":
         items = raw.split(",") if isinstance(raw, str) else raw
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -359,8 +386,9 @@ def validate(config: Config) -> None:
         raise ConfigError("encoding_aes_key_previous", "set without encoding_aes_key")
     if config.safe_mode_only and not config.encoding_aes_key:
         raise ConfigError("safe_mode_only", "needs encoding_aes_key")
-    if not config.api_base_url.startswith(("http://", "https://")):
-        raise ConfigError("api_base_url", "must start with http:// or https://")
+    for key in ("api_base_url", "mp_base_url"):
+        if not getattr(config, key).startswith(("http://", "https://")):
+            raise ConfigError(key, "must start with http:// or https://")
     if config.token_endpoint not in ("stable", "legacy"):
         raise ConfigError("token_endpoint", "must be stable or legacy")
     if config.default_language not in LANGUAGES:
@@ -416,6 +444,11 @@ def validate(config: Config) -> None:
         raise ConfigError("log_format", "must be text or json")
     if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis_url", "must start with redis://, rediss:// or unix://")
+
+
+def _menu_summary(menu: MenuSet) -> str:
+    buttons = len(menu.default.buttons) if menu.default else 0
+    return f"{buttons} top-level button(s), {len(menu.conditional)} conditional menu(s)"
 
 
 def _check_aes_key(key: str, value: str) -> None:

@@ -1,24 +1,19 @@
 """Custom-menu buttons: a CLICK sends the button's key, answered here like a message; a VIEW
 (a link button) only reports that the follower opened the URL, so it gets no answer.
-`MENU` is the body to POST to /cgi-bin/menu/create; keep its keys and the handlers in step.
+The menu itself is `menu:` in config.yaml; `wechat-bot menu push` refuses a click key that no
+route here answers.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from pathlib import Path
 
-from bot import Context, Message, Router
+from bot import Context, ImageReply, Message, Router
 
 router = Router("menu")
 
-# The menu-creation API's shape: at most 3 buttons (each may hold up to 5 in "sub_button")
-MENU: Final[dict[str, list[dict[str, str]]]] = {
-    "button": [
-        {"type": "click", "name": "关于我们", "key": "MENU_ABOUT"},
-        {"type": "click", "name": "联系我们", "key": "MENU_CONTACT"},
-        {"type": "view", "name": "官网", "url": "https://example.com/"},
-    ]
-}
+# Uploaded on the first click, then answered by its cached media id for the next 3 days.
+POSTER = ImageReply(file=Path(__file__).with_name("static") / "poster.png")
 
 _ABOUT = {
     "zh_CN": "{account} 是一个演示公众号，展示 wechat-bot 能做什么。发送“帮助”看看我能听懂什么。",
@@ -43,6 +38,12 @@ async def about(msg: Message, ctx: Context) -> str:
 async def contact(msg: Message, ctx: Context) -> str:
     """The "联系我们" button."""
     return _CONTACT[await ctx.language()]
+
+
+@router.event("CLICK", "MENU_POSTER")
+async def poster(msg: Message, ctx: Context) -> ImageReply:
+    """The "海报" button: this month's poster, from a local file."""
+    return POSTER
 
 
 @router.event("VIEW")

@@ -154,3 +154,49 @@ async def served_bot(fake: FakeWeChat, data_dir: Path, **env: str) -> AsyncItera
                 await process.wait()
     finally:
         await api.close()
+
+
+async def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 60.0
+) -> tuple[int, str, str]:
+    """`python -m bot ARGS` as a user runs it, without blocking the loop serving the fakes;
+    (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode("utf-8"), err.decode("utf-8")
+
+
+def operator_env(api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of an operator command against the fake at `api_url` (this process's,
+    without the settings a developer's shell may carry)."""
+    inherited = ("WECHAT_", "BOT_", "REDIS_URL", "LOG_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    env.pop("PORT", None)
+    env.pop("HOST", None)
+    return {
+        **env,
+        "PYTHONIOENCODING": "utf-8",
+        "WECHAT_TOKEN": TEST_TOKEN,
+        "WECHAT_APP_ID": "wx_fake_app",
+        "WECHAT_APP_SECRET": "fake_secret",
+        "WECHAT_API_BASE_URL": api_url,
+        "WECHAT_MP_BASE_URL": api_url,
+        "BOT_DATA_DIR": str(data_dir),
+        **extra,
+    }

@@ -230,7 +230,9 @@ async def test_token_endpoint_refusal_is_typed_and_keeps_the_secret(
         await api.get_user_info("o_demo_wang")
     assert not isinstance(info.value, TransientAPIError)
     assert (info.value.errcode, info.value.endpoint) == (40125, "token")
-    assert str(info.value) == "token: errcode 40125: invalid appsecret"
+    assert str(info.value) == (
+        "token: errcode 40125: invalid appsecret (the AppSecret is wrong: check WECHAT_APP_SECRET)"
+    )
     assert fake.counters == {"token": 1}
 
 
@@ -326,7 +328,9 @@ async def test_error_str_never_contains_the_token(api: WeChatAPI, fake: FakeWeCh
         await api.get_user_info("o_stranger")
     assert token not in str(info.value)
     assert token not in repr(info.value)
-    assert str(info.value) == "user_info: errcode 40003: invalid openid for ***"
+    assert str(info.value) == (
+        "user_info: errcode 40003: invalid openid for *** (this openid does not follow the account)"
+    )
 
 
 async def test_unreachable_platform_is_transient_and_never_shows_the_secret(

@@ -508,6 +508,7 @@ def test_settings_has_one_row_per_field() -> None:
         "encoding_aes_key_previous": "WECHAT_ENCODING_AES_KEY_PREVIOUS",
         "safe_mode_only": "BOT_SAFE_MODE_ONLY",
         "api_base_url": "WECHAT_API_BASE_URL",
+        "mp_base_url": "WECHAT_MP_BASE_URL",
         "handlers": "BOT_HANDLERS",
         "host": "HOST",
         "fast_path": "BOT_FAST_PATH",

@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from aiohttp.test_utils import TestClient
 
 from bot import Article, Context, ImageReply, Message, NewsReply, Reply, Router
 from bot import TransferCustomerServiceReply as Transfer
+from bot.config import load_config
 from bot.demo.session import DemoSession
 from bot.demo.web import (
     DEFAULT_MENU,
+    configured_menu,
     create_emulator_app,
     late_item,
     load_menu,
@@ -373,13 +376,50 @@ async def test_an_unreachable_bot_is_a_502(
 
 
 def test_menu_falls_back_to_the_default_and_rejects_bad_shapes() -> None:
-    menu = load_menu()
-    if importlib.util.find_spec("handlers.menu") is None:
-        assert menu == normalize_menu(DEFAULT_MENU)
-    assert menu and all("name" in b for b in menu)
+    assert load_menu() == normalize_menu(DEFAULT_MENU)
+    assert load_menu(replace(SHIPPED, menu=None)) == normalize_menu(DEFAULT_MENU)
     for bad in (None, {"button": "x"}, {"button": [{"type": "click"}]}, [1]):
         with pytest.raises(ValueError):
             normalize_menu(bad)
+
+
+SHIPPED = load_config(
+    Path(__file__).resolve().parents[1] / "config.yaml",
+    {"WECHAT_TOKEN": "tok123", "WECHAT_APP_ID": "wx_fake_app", "WECHAT_APP_SECRET": "s"},
+)
+
+
+def test_the_page_shows_the_configured_menu() -> None:
+    assert load_menu(SHIPPED) == [
+        {"name": "关于我们", "event": "CLICK", "key": "MENU_ABOUT"},
+        {"name": "海报", "event": "CLICK", "key": "MENU_POSTER"},
+        {
+            "name": "更多",
+            "sub": [
+                {"name": "联系我们", "event": "CLICK", "key": "MENU_CONTACT"},
+                {"name": "官网", "event": "VIEW", "key": "https://example.com/"},
+            ],
+        },
+    ]
+
+
+async def test_a_configured_button_sends_its_real_event(
+    wechat_bot: BotFactory, aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    bot = await wechat_bot(handlers=["handlers.menu", "handlers.greeting"])
+    app = create_emulator_app(demo_of(bot), menu=configured_menu(SHIPPED))
+    client = await aiohttp_client(app)
+    async with client.get("/api/config") as response:
+        menu = (await response.json())["menu"]
+    poster = menu[1]
+    status, body = await post(
+        client,
+        "/api/event",
+        {"openid": "o_demo_wang", "event": poster["event"], "key": poster["key"]},
+    )
+    assert status == 200
+    assert body["replies"][0]["type"] == "image"  # the poster, uploaded from its file
+    assert bot.fake.counters["media_upload"] == 1
 
 
 def test_late_items_from_customer_service_bodies() -> None:

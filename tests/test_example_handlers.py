@@ -16,7 +16,9 @@ from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import BotFactory, BotUnderTest
 from bot.testing.simulator import BotReply, next_msg_id
 from bot.webhook.services import SERVICES
-from handlers import menu, slow
+from handlers import slow
+
+SHIPPED = Path(__file__).resolve().parents[1] / "config.yaml"
 
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 ACCOUNT = "Test Account"
@@ -122,13 +124,15 @@ async def test_the_shipped_config_plays_the_demo_script_like_the_greeting_alone(
 # menu
 
 
-async def test_every_click_button_of_the_menu_is_answered(wechat_bot: BotFactory) -> None:
-    bot = await wechat_bot(handlers=["handlers.menu", "handlers.greeting"])
-    keys = [b["key"] for b in menu.MENU["button"] if b["type"] == "click"]
-    assert keys == ["MENU_ABOUT", "MENU_CONTACT"]
-    for key in keys:
-        reply = await bot.send_event("o_demo_wang", "CLICK", key)
-        assert reply.msg_type == "text" and reply.content
+async def test_every_click_button_of_the_shipped_menu_is_answered(
+    wechat_bot: BotFactory,
+) -> None:
+    bot = await wechat_bot(handlers=["handlers.menu", "handlers.greeting"], config_file=SHIPPED)
+    assert bot.config.menu is not None and bot.config.menu.default is not None
+    keys = [b.key for _, b in bot.config.menu.default.keyed_buttons()]
+    assert keys == ["MENU_ABOUT", "MENU_POSTER", "MENU_CONTACT"]
+    kinds = [(await bot.send_event("o_demo_wang", "CLICK", key)).msg_type for key in keys]
+    assert kinds == ["text", "image", "text"]
 
 
 async def test_menu_answers_in_the_followers_language(wechat_bot: BotFactory) -> None:

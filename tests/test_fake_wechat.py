@@ -391,3 +391,22 @@ async def test_start_fake_wechat_picks_a_free_port() -> None:
         assert fake.counters["token"] == 1
     finally:
         await runner.cleanup()
+
+
+async def test_faults_reach_the_operator_endpoints_over_http(
+    client: Client, fake: FakeWeChat
+) -> None:
+    resp = await client.post(
+        "/_fake/fault", json={"endpoint": "menu_create", "kind": "errcode", "value": 45009}
+    )
+    assert resp.status == 200
+    token = (await stable(client))["access_token"]
+    body = {"button": [{"name": "a", "type": "click", "key": "k"}]}
+    resp = await client.post(f"/cgi-bin/menu/create?access_token={token}", json=body)
+    assert (await resp.json())["errcode"] == 45009
+    resp = await client.post(f"/cgi-bin/menu/create?access_token={token}", json=body)
+    assert (await resp.json())["errcode"] == 0
+    resp = await client.post("/cgi-bin/menu/create?access_token=nope", json=body)
+    assert (await resp.json())["errcode"] == 40001  # every operator endpoint checks the token
+    resp = await client.get("/_fake/counters")
+    assert (await resp.json())["menu_create"] == 3

@@ -10,7 +10,13 @@ import pytest
 from bot.routing.context import Context
 from bot.routing.router import SKIP, HandlerResult, Route, Router
 from bot.testing.simulator import event_fields, text_fields
-from bot.wechat.messages import ImageMessage, LocationMessage, Message, parse_message
+from bot.wechat.messages import (
+    ClickEvent,
+    ImageMessage,
+    LocationMessage,
+    Message,
+    parse_message,
+)
 
 OPENID = "o_router_test"
 
@@ -240,3 +246,32 @@ def test_route_name_of_a_nested_function() -> None:
 def test_skip_is_a_singleton_with_a_readable_repr() -> None:
     assert type(SKIP)() is SKIP
     assert repr(SKIP) == "SKIP"
+
+
+def test_answers_event_tells_which_menu_keys_a_route_answers() -> None:
+    by_key, any_event, any_message, filtered = Router(), Router(), Router(), Router()
+
+    async def handler(msg: Message, ctx: Context) -> str:
+        return "x"
+
+    by_key.event("CLICK", "MENU_A")(handler)
+    by_key.event("SCAN")(handler)
+    assert by_key.answers_event("click", "MENU_A")
+    assert not by_key.answers_event("CLICK", "MENU_B")
+    assert by_key.answers_event("scan", "anything") and not by_key.answers_event("VIEW", "u")
+    by_key.text()(handler)  # texts are not events
+    assert not by_key.answers_event("CLICK", "MENU_B")
+    any_event.message("event")(handler)
+    assert any_event.answers_event("CLICK", "MENU_B")
+    any_message.message()(handler)
+    assert any_message.answers_event("CLICK", "MENU_B")
+    filtered.message(None, lambda m: False)(handler)  # a filter may refuse: not counted
+    assert not filtered.answers_event("CLICK", "MENU_B")
+    clicks, images = Router(), Router()
+    clicks.message(ClickEvent)(handler)
+    assert clicks.answers_event("CLICK", "MENU_B") and not clicks.answers_event("VIEW", "u")
+    images.message(ImageMessage)(handler)
+    assert not images.answers_event("CLICK", "MENU_B")
+    outer = Router()
+    outer.include(by_key)
+    assert outer.answers_event("CLICK", "MENU_A")

@@ -1,4 +1,5 @@
-"""The `wechat-bot` command: serve, demo, simulate, check-config."""
+"""The `wechat-bot` command: serve, demo, simulate, check-config, and the operator commands
+(menu, qrcode, media, followers)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,53 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate config and ask WeChat for a token")
     check.add_argument("--config", help="config file")
     check.set_defaults(run=_check_config)
+
+    menu = sub.add_parser("menu", help="the custom menu of config.yaml's `menu:`")
+    menu_sub = menu.add_subparsers(dest="menu_command", required=True)
+    push = menu_sub.add_parser("push", help="check the menu against the handlers, then create it")
+    push.add_argument("--config", help="config file")
+    push.add_argument("--dry-run", action="store_true", help="print the JSON instead of sending")
+    push.set_defaults(run=_menu_push)
+    show = menu_sub.add_parser("show", help="print the live menu")
+    show.add_argument("--config", help="config file")
+    show.set_defaults(run=_menu_show)
+    delete = menu_sub.add_parser("delete", help="delete the menu (and every conditional menu)")
+    delete.add_argument("--config", help="config file")
+    delete.set_defaults(run=_menu_delete)
+
+    qrcode = sub.add_parser("qrcode", help="parameter QR codes")
+    qrcode_sub = qrcode.add_subparsers(dest="qrcode_command", required=True)
+    create = qrcode_sub.add_parser("create", help="create a QR code carrying a scene")
+    create.add_argument("--config", help="config file")
+    create.add_argument("--scene", required=True, help="digits: an integer scene; else a string")
+    lifetime = create.add_mutually_exclusive_group()
+    lifetime.add_argument("--expires", type=int, help="seconds it lives (default 30 days)")
+    lifetime.add_argument("--permanent", action="store_true", help="a code that never expires")
+    create.add_argument("--out", help="save the image to this file (e.g. poster.png)")
+    create.set_defaults(run=_qrcode_create)
+
+    media = sub.add_parser("media", help="upload media")
+    media_sub = media.add_subparsers(dest="media_command", required=True)
+    upload = media_sub.add_parser("upload", help="upload a file; prints its media_id")
+    upload.add_argument("--config", help="config file")
+    upload.add_argument("file", help="the file (PNG/JPEG/GIF, AMR/MP3, MP4)")
+    upload.add_argument(
+        "--type", required=True, choices=("image", "voice", "video", "thumb"), dest="kind"
+    )
+    upload.add_argument("--permanent", action="store_true", help="permanent material")
+    upload.add_argument("--title", default="", help="a permanent video's title")
+    upload.add_argument("--introduction", default="", help="a permanent video's introduction")
+    upload.set_defaults(run=_media_upload)
+
+    followers = sub.add_parser("followers", help="the account's followers")
+    followers_sub = followers.add_subparsers(dest="followers_command", required=True)
+    export = followers_sub.add_parser("export", help="every follower to a CSV file")
+    export.add_argument("--config", help="config file")
+    export.add_argument("--out", required=True, help="the CSV file to write")
+    export.add_argument(
+        "--concurrency", type=int, default=4, help="profile calls at once (default 4)"
+    )
+    export.set_defaults(run=_followers_export)
     return parser
 
 
@@ -147,6 +195,58 @@ def _check_config(args: argparse.Namespace) -> int:
     from bot.cli.doctor import check_config
 
     return asyncio.run(check_config(args.config))
+
+
+def _menu_push(args: argparse.Namespace) -> int:
+    from bot.cli.menus import push
+
+    return asyncio.run(push(load_config(args.config), dry_run=args.dry_run))
+
+
+def _menu_show(args: argparse.Namespace) -> int:
+    from bot.cli.menus import show
+
+    return asyncio.run(show(load_config(args.config)))
+
+
+def _menu_delete(args: argparse.Namespace) -> int:
+    from bot.cli.menus import delete
+
+    return asyncio.run(delete(load_config(args.config)))
+
+
+def _qrcode_create(args: argparse.Namespace) -> int:
+    from bot.cli.qrcodes import create
+
+    config = load_config(args.config)
+    return asyncio.run(
+        create(
+            config, scene=args.scene, expires=args.expires, permanent=args.permanent, out=args.out
+        )
+    )
+
+
+def _media_upload(args: argparse.Namespace) -> int:
+    from bot.cli.media import upload
+
+    config = load_config(args.config)
+    return asyncio.run(
+        upload(
+            config,
+            file=args.file,
+            kind=args.kind,
+            permanent=args.permanent,
+            title=args.title,
+            introduction=args.introduction,
+        )
+    )
+
+
+def _followers_export(args: argparse.Namespace) -> int:
+    from bot.cli.followers_export import export
+
+    config = load_config(args.config)
+    return asyncio.run(export(config, out=args.out, concurrency=args.concurrency))
 
 
 def _use_uvloop() -> None:

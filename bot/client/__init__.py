@@ -1,2 +1,3 @@
 """The WeChat API client: calls with timeouts and bounded retries, access tokens, cached
-profiles."""
+profiles, and the operator APIs, one module per area (menus, QR codes, media, notices, users,
+tags, blacklist, quota)."""

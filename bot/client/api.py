@@ -1,10 +1,14 @@
-"""The WeChat API client: tokens, profiles and customer-service sends, with bounded retries.
+"""The WeChat API client: tokens, profiles, customer-service sends and the operator APIs.
 
 Every request carries a timeout. Token errors (40001/40014/42001) invalidate the token and
 retry once with a fresh one; "system busy" (-1), timeouts, dropped connections and HTTP 5xx are
 retried with exponential backoff and jitter, at most `max_attempts` times; every other errcode
 is raised at once as a `WeChatAPIError`. Neither the token nor the secret ever reaches a log
 line or an exception message.
+
+The operator APIs are grouped by area, one module each: `api.menus`, `api.qrcodes`,
+`api.media`, `api.templates`, `api.notices`, `api.users`, `api.tags`, `api.blacklist`,
+`api.quota`; `api.media_files` turns local files into cached media ids.
 """
 
 from __future__ import annotations
@@ -14,43 +18,56 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 
+from bot.client.blacklist import BlacklistAPI
+from bot.client.caller import Download
+from bot.client.errors import (
+    ERR_BAD_ANSWER,
+    ERR_TRANSPORT,
+    LimitError,
+    TransientAPIError,
+    WeChatAPIError,
+)
+from bot.client.media import UPLOAD_TIMEOUT, MediaAPI
+from bot.client.media_files import MediaFileCache
+from bot.client.menus import MenuAPI
+from bot.client.notices import NoticeAPI, TemplateAPI
+from bot.client.qrcodes import QRCodeAPI
+from bot.client.quota import QuotaAPI
+from bot.client.tags import TagAPI
 from bot.client.tokens import AccessTokenCache, TokenError
+from bot.client.users import UserAPI
+from bot.config import Config
 from bot.storage.base import Storage
+
+__all__ = [
+    "ERR_BAD_ANSWER",
+    "ERR_TRANSPORT",
+    "TOKEN_ERRCODES",
+    "APIObserver",
+    "Download",
+    "LimitError",
+    "TransientAPIError",
+    "UserInfo",
+    "WeChatAPI",
+    "WeChatAPIError",
+    "client_for",
+    "endpoint_name",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})  # invalid / not latest / expired token
-ERR_TRANSPORT = -2  # our code: timeout, dropped connection, HTTP 5xx
-ERR_BAD_ANSWER = -3  # our code: the answer was not the JSON object the platform sends
 _BUSY = -1
 _BATCH = 100  # user/info/batchget accepts at most 100 openids
-
-
-class WeChatAPIError(Exception):
-    """The platform refused a call (its errcode/errmsg) or gave no usable answer."""
-
-    def __init__(self, errcode: int, errmsg: str, endpoint: str) -> None:
-        """`endpoint` is a short name such as "user_info" (never a URL)."""
-        super().__init__(errcode, errmsg, endpoint)
-        self.errcode = errcode
-        self.errmsg = errmsg
-        self.endpoint = endpoint
-
-    def __str__(self) -> str:
-        """E.g. `user_info: errcode 40003: invalid openid`."""
-        return f"{self.endpoint}: errcode {self.errcode}: {self.errmsg}"
-
-
-class TransientAPIError(WeChatAPIError):
-    """No answer after the bounded retries (timeouts, dropped connections, 5xx, -1)."""
+_MAX_DOWNLOAD = 20 * 1024 * 1024  # the largest file the platform serves (video, 10 MB) twice over
 
 
 @dataclass(frozen=True)
@@ -117,17 +134,23 @@ class WeChatAPI:
         app_secret: str,
         storage: Storage,
         base_url: str = "https://api.weixin.qq.com",
+        mp_base_url: str = "https://mp.weixin.qq.com",
         timeout: float = 5.0,
         token_endpoint: Literal["stable", "legacy"] = "stable",  # noqa: S107 -- not a secret
         max_attempts: int = 3,
         backoff: float = 0.2,
         observer: APIObserver | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`timeout` bounds each HTTP attempt; `backoff` is the first retry's mean delay."""
+        """`timeout` bounds each HTTP attempt; `backoff` is the first retry's mean delay.
+
+        `mp_base_url` serves QR-code images; `clock` (wall time) dates cached media ids.
+        """
         self._session = session
         self._app_id = app_id
         self._secret = app_secret
         self._base = base_url.rstrip("/")
+        self.mp_base_url = mp_base_url.rstrip("/")
         self._timeout = timeout
         self._token_endpoint = token_endpoint
         self._max_attempts = max(1, max_attempts)
@@ -142,6 +165,24 @@ class WeChatAPI:
             lock_ttl=max(10.0, fetch_budget + 1.0),
             lock_wait=max(10.0, fetch_budget + 1.0),
         )
+        self.menus = MenuAPI(self)
+        self.qrcodes = QRCodeAPI(self)
+        self.media = MediaAPI(self)
+        self.templates = TemplateAPI(self)
+        self.notices = NoticeAPI(self)
+        self.users = UserAPI(self)
+        self.tags = TagAPI(self)
+        self.blacklist = BlacklistAPI(self)
+        self.quota = QuotaAPI(self)
+        # the uploader's lock outlives its slowest upload, or a second instance uploads too
+        self.media_files = MediaFileCache(
+            self.media, storage, app_id=app_id, clock=clock, lock_ttl=UPLOAD_TIMEOUT + 10.0
+        )
+
+    @property
+    def app_id(self) -> str:
+        """The account's AppID (clear_quota names it)."""
+        return self._app_id
 
     async def fetch_token(self, force_refresh: bool) -> tuple[str, int]:
         """Ask the platform for a token; raises TokenError (used by `self.tokens`)."""
@@ -161,10 +202,14 @@ class WeChatAPI:
                 "secret": self._secret,
             }
         try:
-            data = await self._request(endpoint, method, path, params, body, None, self._secret)
+            data = await self._request(
+                endpoint, method, self._base + path, params, _json(body), None, self._secret
+            )
         except WeChatAPIError as exc:
             transient = isinstance(exc, TransientAPIError)
             raise TokenError(exc.errcode, exc.errmsg, transient=transient) from None
+        if isinstance(data, Download):
+            raise TokenError(ERR_BAD_ANSWER, "token answer is not JSON")
         errcode = _int(data.get("errcode"))
         if errcode:
             raise TokenError(errcode, _errmsg(data, self._secret))
@@ -181,13 +226,81 @@ class WeChatAPI:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 -- a budget we enforce per attempt and overall
+        attempt_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Call `path` with the access token; returns the answer, raises WeChatAPIError.
 
-        `timeout` bounds the whole call (retries and backoff included); each HTTP attempt is
-        also bounded by the client's `timeout`.
+        The body is `json_body` as UTF-8 JSON, or `body` as is with `content_type` (a
+        multipart upload). `timeout` bounds the whole call (retries and backoff included);
+        each HTTP attempt is bounded by `attempt_timeout`, by default the client's `timeout`
+        (an upload of megabytes needs longer than a JSON call).
         """
+        payload = _payload(json_body, body, content_type)
+        answer = await self._authorised(
+            method, path, params, payload, timeout, attempt_timeout, False
+        )
+        if isinstance(answer, Download):
+            raise WeChatAPIError(ERR_BAD_ANSWER, "a file instead of JSON", endpoint_name(path))
+        return answer
+
+    async def download(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109 -- as in call()
+        attempt_timeout: float | None = None,
+    ) -> Download:
+        """Call `path` with the access token for a file; a JSON answer comes back as a
+        `Download` of JSON (video material does that); an errcode raises WeChatAPIError."""
+        payload = _payload(json_body, None, None)
+        answer = await self._authorised(
+            method, path, params, payload, timeout, attempt_timeout, True
+        )
+        if isinstance(answer, Download):
+            return answer
+        raw = json.dumps(answer, ensure_ascii=False).encode()
+        return Download(raw, "application/json")
+
+    async def call_with_secret(self, path: str, json_body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `path` authenticated by the AppID and AppSecret instead of a token (for when
+        no token can be had, e.g. clear_quota/v2); the secret is masked in every message."""
+        body = {**json_body, "appid": self._app_id, "appsecret": self._secret}
+        endpoint = endpoint_name(path)
+        answer = await self._request(
+            endpoint, "POST", self._base + path, None, _json(body), None, self._secret
+        )
+        if isinstance(answer, Download):  # not asked for: `binary` is off
+            raise WeChatAPIError(ERR_BAD_ANSWER, "a file instead of JSON", endpoint)
+        errcode = _int(answer.get("errcode"))
+        if errcode:
+            raise WeChatAPIError(errcode, _errmsg(answer, self._secret), endpoint)
+        return answer
+
+    async def fetch_public(self, url: str, endpoint: str) -> Download:
+        """GET a file the platform serves without a token (a QR-code image), with the same
+        timeouts and retries; an HTTP error or a JSON errcode raises WeChatAPIError."""
+        answer = await self._request(endpoint, "GET", url, None, None, None, "", binary=True)
+        if isinstance(answer, Download):
+            return answer
+        errcode = _int(answer.get("errcode")) or ERR_BAD_ANSWER
+        raise WeChatAPIError(errcode, _errmsg(answer, ""), endpoint)
+
+    async def _authorised(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        payload: tuple[bytes, str] | None,
+        timeout: float | None,  # noqa: ASYNC109 -- as in call()
+        attempt_timeout: float | None,
+        binary: bool,
+    ) -> dict[str, Any] | Download:
         endpoint = endpoint_name(path)
         deadline = None if timeout is None else time.monotonic() + timeout
         for token_attempt in (1, 2):
@@ -201,7 +314,19 @@ class WeChatAPI:
                     ERR_TRANSPORT, "timed out getting a token", "token"
                 ) from None
             query = {**(params or {}), "access_token": token}
-            data = await self._request(endpoint, method, path, query, json_body, deadline, token)
+            data = await self._request(
+                endpoint,
+                method,
+                self._base + path,
+                query,
+                payload,
+                deadline,
+                token,
+                binary,
+                attempt_timeout,
+            )
+            if isinstance(data, Download):
+                return data
             errcode = _int(data.get("errcode"))
             if errcode == 0:
                 return data
@@ -271,30 +396,29 @@ class WeChatAPI:
         self,
         endpoint: str,
         method: str,
-        path: str,
+        url: str,
         params: Mapping[str, str] | None,
-        json_body: Any,
+        payload: tuple[bytes, str] | None,
         deadline: float | None,
         credential: str,
-    ) -> dict[str, Any]:
+        binary: bool = False,
+        attempt_timeout: float | None = None,
+    ) -> dict[str, Any] | Download:
         """One logical request: the decoded answer, retrying transient failures.
 
         Errcodes other than -1 are left to the caller; `credential` is kept out of messages.
+        With `binary`, an answer that is not JSON comes back as a `Download`.
         """
-        data = None
-        headers = None
-        if json_body is not None:
-            # UTF-8 text, not \\uXXXX escapes: what the platform expects (platform notes §4)
-            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
-            headers = {"Content-Type": "application/json; charset=utf-8"}
-        url = self._base + path
+        data, headers = None, None
+        if payload is not None:
+            data, headers = payload[0], {"Content-Type": payload[1]}
         failure = ""
         errcode = ERR_TRANSPORT
         for attempt in range(1, self._max_attempts + 1):
-            attempt_timeout = self._timeout
+            this_attempt = attempt_timeout or self._timeout
             if deadline is not None:
-                attempt_timeout = min(attempt_timeout, deadline - time.monotonic())
-                if attempt_timeout <= 0:
+                this_attempt = min(this_attempt, deadline - time.monotonic())
+                if this_attempt <= 0:
                     break
             started = time.monotonic()
             errcode = ERR_TRANSPORT
@@ -305,12 +429,17 @@ class WeChatAPI:
                     params=params,
                     data=data,
                     headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
+                    timeout=aiohttp.ClientTimeout(total=this_attempt),
                 ) as resp:
                     status = resp.status
-                    body = await resp.read()
+                    kind = resp.content_type
+                    disposition = resp.headers.get("Content-Disposition", "")
+                    body = await _read_bounded(resp, endpoint)
                 if status >= 500:
                     failure = f"HTTP {status}"
+                elif binary and status == 200 and not _is_json_type(kind):
+                    self._observer.on_call(endpoint, 0, time.monotonic() - started)
+                    return Download(body, kind, _filename(disposition))
                 else:
                     answer = _decode(body) if status == 200 else None
                     if answer is None:
@@ -337,10 +466,31 @@ class WeChatAPI:
                 break
             log.warning(
                 "%s %s: %s (attempt %d of %d); retrying in %.2fs",
-                method, path, failure, attempt, self._max_attempts, delay,
+                method, endpoint, failure, attempt, self._max_attempts, delay,
             )  # fmt: skip
             await asyncio.sleep(delay)
         raise TransientAPIError(errcode, failure or "no time left for an attempt", endpoint)
+
+
+def client_for(
+    config: Config,
+    session: aiohttp.ClientSession,
+    storage: Storage,
+    observer: APIObserver | None = None,
+) -> WeChatAPI:
+    """The account's client as `config` sets it up (`serve` and the operator commands)."""
+    return WeChatAPI(
+        session,
+        app_id=config.app_id,
+        app_secret=config.app_secret,
+        storage=storage,
+        base_url=config.api_base_url,
+        mp_base_url=config.mp_base_url,
+        timeout=config.api_timeout,
+        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
+        max_attempts=config.api_max_attempts,
+        observer=observer,
+    )
 
 
 def endpoint_name(path: str) -> str:
@@ -355,6 +505,51 @@ async def _within(awaitable: Awaitable[T], deadline: float | None) -> T:
         return await awaitable
     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
         return await awaitable
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
+    """The whole body, refused beyond `_MAX_DOWNLOAD` bytes (no answer the platform sends is)."""
+    if resp.content_length is not None and resp.content_length > _MAX_DOWNLOAD:
+        raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > _MAX_DOWNLOAD:
+            raise WeChatAPIError(ERR_BAD_ANSWER, "answer too large", endpoint)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: Any) -> tuple[bytes, str] | None:
+    return _payload(body, None, None)
+
+
+def _payload(
+    json_body: Any, body: bytes | None, content_type: str | None
+) -> tuple[bytes, str] | None:
+    """The request's bytes and Content-Type."""
+    if body is not None:
+        return body, content_type or "application/octet-stream"
+    if json_body is None:
+        return None
+    # UTF-8 text, not \\uXXXX escapes: what the platform expects (platform notes §4)
+    data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+    return data, "application/json; charset=utf-8"
+
+
+def _is_json_type(content_type: str) -> bool:
+    # the platform labels JSON errors text/plain at times
+    return content_type in ("application/json", "text/plain", "text/json")
+
+
+def _filename(disposition: str) -> str:
+    """The filename of a Content-Disposition header ("" when none)."""
+    for part in disposition.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "filename":
+            return value.strip().strip('"')[:255]
+    return ""
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:

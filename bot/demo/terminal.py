@@ -86,10 +86,13 @@ async def run_demo(
                     f"{', safe mode' if safe else ''}); you are {demo.openid}."
                 )
                 if web_page:
-                    from bot.demo.web import serve_emulator
+                    from bot.demo.web import configured_menu, serve_emulator
 
                     return await serve_emulator(
-                        demo, port=0 if port == 0 else port + 1, account_name=config.account_name
+                        demo,
+                        port=0 if port == 0 else port + 1,
+                        account_name=config.account_name,
+                        menu=configured_menu(config),
                     )
                 if interactive:
                     return await _chat(demo)

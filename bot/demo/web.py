@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import signal
-import sys
 from collections.abc import Awaitable, Iterable, Mapping
 from functools import partial
 from importlib import resources
@@ -23,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.config import Config
 from bot.demo.session import DemoSession
 from bot.testing.fake_wechat import DEMO_FOLLOWERS, FakeFollower
 from bot.testing.simulator import BotReply
@@ -63,19 +62,16 @@ class BadRequest(Exception):
 # -- the menu -------------------------------------------------------------------------------
 
 
-def load_menu() -> list[dict[str, Any]]:
-    """The menu buttons for the page: `handlers.menu.MENU` if importable, else `DEFAULT_MENU`."""
-    try:
-        module = importlib.import_module("handlers.menu")
-    except ImportError:
-        return normalize_menu(DEFAULT_MENU)
-    menu = getattr(module, "MENU", None)
-    try:
-        return normalize_menu(menu)
-    except ValueError as exc:
-        # A broken menu should not stop the demo; say why the default is shown instead.
-        print(f"wechat-bot: handlers.menu.MENU ignored: {exc}", file=sys.stderr)
-        return normalize_menu(DEFAULT_MENU)
+def configured_menu(config: Config | None) -> dict[str, Any] | None:
+    """The account's default menu from `config.yaml`'s `menu:`, in the platform's shape."""
+    if config is None or config.menu is None or config.menu.default is None:
+        return None
+    return config.menu.default.to_json()
+
+
+def load_menu(config: Config | None = None) -> list[dict[str, Any]]:
+    """The menu buttons for the page: the configured menu, else `DEFAULT_MENU`."""
+    return normalize_menu(configured_menu(config) or DEFAULT_MENU)
 
 
 def normalize_menu(menu: object) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from bot.config import ConfigError
 from bot.routing.context import Context
 from bot.routing.router import SKIP, Route, Router
 from bot.wechat.messages import Message, UnsubscribeEvent
-from bot.wechat.replies import Reply, TextReply
+from bot.wechat.replies import ImageReply, MusicReply, Reply, TextReply, VideoReply, VoiceReply
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,34 @@ class Dispatcher:
                 continue
             if isinstance(result, str):
                 return Outcome(TextReply(result) if result else None, route.name)
-            return Outcome(result, route.name)  # type: ignore[arg-type]
+            if result is None:
+                return Outcome(None, route.name)
+            reply: Reply = result  # type: ignore[assignment]
+            if _names_a_file(reply):
+                try:
+                    reply = await ctx.api.media_files.resolve(reply)
+                except Exception:
+                    log.exception(
+                        "handler %s: its reply's file could not be uploaded (message %s)",
+                        route.name,
+                        msg.msg_id or msg.dedup_key,
+                    )
+                    return Outcome(None, route.name, failed=True)
+            return Outcome(reply, route.name)
         return Outcome(None, None)
 
     def _note(self, name: str, started: float, failed: bool) -> None:
         if self._observe is not None:
             self._observe(name, time.perf_counter() - started, failed)
+
+
+def _names_a_file(reply: Reply) -> bool:
+    """A reply whose medium is a local file still to be uploaded (`ImageReply(file=...)`)."""
+    if isinstance(reply, ImageReply | VoiceReply | VideoReply):
+        return not reply.media_id
+    return (
+        isinstance(reply, MusicReply) and reply.thumb_file is not None and not reply.thumb_media_id
+    )
 
 
 async def _forget(ctx: Context) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from bot.wechat.messages import Event, Message, text_of
+from bot.wechat.messages import ClickEvent, Event, Message, ScanEvent, ViewEvent, text_of
 
 if TYPE_CHECKING:
     from bot.routing.context import Context
@@ -41,6 +41,9 @@ class Skip:
 SKIP: Final = Skip()
 """Returned by a handler to pass the message on to the next matching route."""
 
+# the classes of the events a menu's buttons send, for `Route.answers_event`
+_EVENT_CLASSES: dict[str, type[Event]] = {"click": ClickEvent, "view": ViewEvent, "scan": ScanEvent}
+
 HandlerResult: TypeAlias = "str | Reply | Skip | None"
 Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
 Filter: TypeAlias = Callable[[Message], bool]
@@ -56,6 +59,20 @@ class Route:
     matcher: Matcher | None
     filters: tuple[Filter, ...]
     name: str = ""  # the handler's qualified name, for logs and metrics
+    event: str | None = None  # for `router.event` routes: the event name, lower-cased
+    event_key: str | None = None  # and the EventKey it asked for (None: any)
+    message_class: type[Message] | None = None  # for `router.message(SomeClass)` routes
+
+    def answers_event(self, event: str, key: str) -> bool:
+        """Whether this route is registered for event `event` with EventKey `key`: that
+        event and key, that event with any key, its class of message, every event, or every
+        message."""
+        if self.event is not None:
+            return self.event == event.lower() and self.event_key in (None, key)
+        if self.message_class is not None:
+            built = _EVENT_CLASSES.get(event.lower(), Event)
+            return not self.filters and issubclass(built, self.message_class)
+        return self.matcher is None and not self.filters and self.msg_type in (None, "event")
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -104,7 +121,7 @@ class Router:
                 return False
             return key is None or msg.event_key == key
 
-        return self._register("event", matches, filters)
+        return self._register("event", matches, filters, wanted, key)
 
     def message(
         self, msg_type: str | type[Message] | None = None, *filters: Filter
@@ -112,7 +129,7 @@ class Router:
         """Any message of a `MsgType` name (`image`, `location`, …) or class; None for all."""
         if isinstance(msg_type, type):
             cls = msg_type
-            return self._register(None, lambda m: isinstance(m, cls), filters)
+            return self._register(None, lambda m: isinstance(m, cls), filters, message_class=cls)
         return self._register(msg_type.lower() if msg_type else None, None, filters)
 
     def include(self, other: Router) -> None:
@@ -135,11 +152,30 @@ class Router:
             else:
                 yield entry
 
+    def answers_event(self, event: str, key: str) -> bool:
+        """Whether some route is registered to answer event `event` with EventKey `key`
+        (e.g. a menu's CLICK key): `Route.answers_event` over every route."""
+        return any(route.answers_event(event, key) for route in self.routes())
+
     def _register(
-        self, msg_type: str | None, matcher: Matcher | None, filters: tuple[Filter, ...]
+        self,
+        msg_type: str | None,
+        matcher: Matcher | None,
+        filters: tuple[Filter, ...],
+        event: str | None = None,
+        event_key: str | None = None,
+        message_class: type[Message] | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
-            route = Route(handler, msg_type, matcher, filters)
+            route = Route(
+                handler,
+                msg_type,
+                matcher,
+                filters,
+                event=event,
+                event_key=event_key,
+                message_class=message_class,
+            )
             self._entries.append(route)
             return handler
 

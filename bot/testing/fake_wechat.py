@@ -1,9 +1,11 @@
 """A fake WeChat API server for tests, the demo and benchmarks (loopback only).
 
-It answers the endpoints the bot uses with the platform's shapes (token issuance, profiles,
-customer-service sends, typing) and lets a test or another process inject faults: error codes,
-HTTP errors, dropped connections, latency and expired tokens. Control it in process through
-`FakeWeChat`'s methods or over HTTP under `/_fake/`.
+It answers the endpoints the bot uses with the platform's shapes and checks (token issuance,
+profiles, customer-service sends, typing, and the operator APIs: menus, QR codes, media,
+templates and notices, the follower list, tags, the blacklist, quotas — one module each) and
+lets a test or another process inject faults: error codes, HTTP errors, dropped connections,
+latency and expired tokens. Control it in process through `FakeWeChat`'s methods or over HTTP
+under `/_fake/`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 from aiohttp import web
+
+from bot.testing import fake_media, fake_menus, fake_notices, fake_qrcodes, fake_users
+from bot.testing.fake_followers import DEMO_FOLLOWERS, FakeFollower, many_followers
+from bot.testing.fake_http import error as _error
+from bot.testing.fake_http import json_body as _json_body
+from bot.testing.fake_http import json_response as _json_response
+from bot.testing.fake_http import ok
+
+__all__ = [
+    "DEMO_FOLLOWERS",
+    "ENDPOINTS",
+    "FakeFollower",
+    "FakeWeChat",
+    "many_followers",
+    "start_fake_wechat",
+]
 
 ENDPOINTS = (
     "stable_token",
@@ -28,6 +44,14 @@ ENDPOINTS = (
     "user_info_batchget",
     "custom_send",
     "custom_typing",
+    *fake_menus.ENDPOINTS,
+    *fake_qrcodes.ENDPOINTS,
+    *fake_media.ENDPOINTS,
+    *fake_notices.ENDPOINTS,
+    *fake_users.ENDPOINTS,
+    "openapi_quota_get",
+    "clear_quota",
+    "clear_quota_v2",
 )
 FaultKind = Literal["errcode", "status", "reset"]
 
@@ -37,70 +61,9 @@ _MAX_BATCH = 100
 _MSG_TYPES = frozenset(
     {"text", "image", "voice", "video", "music", "news", "mpnews", "link", "miniprogrampage"}
 )
-_ERRMSG = {
-    40001: "invalid credential, access_token is invalid or not latest",
-    40003: "invalid openid",
-    40008: "invalid message type",
-    40013: "invalid appid",
-    40032: "invalid openid list size",
-    40125: "invalid appsecret",
-    42001: "access_token expired",
-    43004: "require subscribe",
-    44004: "text content is empty",
-    47001: "data format error",
-}
-_json_response = partial(web.json_response, dumps=partial(json.dumps, ensure_ascii=False))
-
-
-@dataclass(frozen=True)
-class FakeFollower:
-    """One follower as the fake platform knows it."""
-
-    openid: str
-    subscribe: int = 1
-    nickname: str = ""
-    language: str = "zh_CN"
-    remark: str = ""
-    unionid: str | None = None
-    subscribe_time: int = 1641364601
-    subscribe_scene: str = "ADD_SCENE_SEARCH"
-    tagid_list: tuple[int, ...] = ()
-
-    def profile(self) -> dict[str, Any]:
-        """The `user/info` answer for this follower, shaped like today's platform."""
-        if not self.subscribe:
-            return {"subscribe": 0, "openid": self.openid}
-        info: dict[str, Any] = {
-            "subscribe": 1,
-            "openid": self.openid,
-            "nickname": self.nickname,
-            "sex": 0,
-            "city": "",
-            "province": "",
-            "country": "",
-            "headimgurl": "",
-            "subscribe_time": self.subscribe_time,
-            "remark": self.remark,
-            "groupid": 0,
-            "tagid_list": list(self.tagid_list),
-            "subscribe_scene": self.subscribe_scene,
-            "qr_scene": 0,
-            "qr_scene_str": "",
-        }
-        if self.language:  # "no longer provided": absent when the fake has none
-            info["language"] = self.language
-        if self.unionid:
-            info["unionid"] = self.unionid
-        return info
-
-
-DEMO_FOLLOWERS: tuple[FakeFollower, ...] = (
-    FakeFollower("o_demo_alice", nickname="Alice", language="en", subscribe_time=1500000000),
-    FakeFollower("o_demo_wang"),
-    FakeFollower("o_demo_lin", remark="林老師", tagid_list=(2,)),
-    FakeFollower("o_demo_sam", language=""),
-    FakeFollower("o_demo_gone", subscribe=0),
-)
+DAILY_LIMIT = 100_000  # the fake's daily quota of every API (openapi/quota/get shows it)
+CLEARS_A_MONTH = 10
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # a request body the fake reads (a 10 MB video and form)
 
 
 @dataclass
@@ -145,9 +108,21 @@ class FakeWeChat:
         self._latency: dict[str | None, float] = {}
         self.counters: collections.Counter[str] = collections.Counter()
         self.sent: list[dict[str, Any]] = []
-        self.app = web.Application()
+        self.users = fake_users.FakeUsers(self._guard, self._followers)
+        self.menus = fake_menus.FakeMenus(self._guard, self._followers, self.users.tag_exists)
+        self.qrcodes = fake_qrcodes.FakeQRCodes(self._guard, clock)
+        self.media = fake_media.FakeMedia(self._guard, clock)
+        self.notices = fake_notices.FakeNotices(self._guard, self._followers, clock)
+        self._quota_cleared: collections.Counter[str] = collections.Counter()
+        self.quota_clears = 0
+        self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        for area in (self.users, self.menus, self.qrcodes, self.media, self.notices):
+            self.app.add_routes(area.routes())
         self.app.add_routes(
             [
+                web.post("/cgi-bin/openapi/quota/get", self._quota_get),
+                web.post("/cgi-bin/clear_quota", self._clear_quota),
+                web.post("/cgi-bin/clear_quota/v2", self._clear_quota_v2),
                 web.post("/cgi-bin/stable_token", self._stable_token),
                 web.get("/cgi-bin/token", self._legacy_token),
                 web.get("/cgi-bin/user/info", self._user_info),
@@ -166,6 +141,10 @@ class FakeWeChat:
     def add_follower(self, f: FakeFollower) -> None:
         """Add (or replace) a follower."""
         self._followers[f.openid] = f
+
+    def follower(self, openid: str) -> FakeFollower | None:
+        """A follower as the fake knows it now (remarks and tags included)."""
+        return self._followers.get(openid)
 
     def fail_with_errcode(
         self, endpoint: str | None, errcode: int, times: int = 1, errmsg: str = ""
@@ -196,7 +175,8 @@ class FakeWeChat:
             tok.expires_at = min(tok.expires_at, now)
 
     def reset(self) -> None:
-        """Clear counters, sent messages, faults and latency (tokens and followers stay)."""
+        """Clear counters, sent messages, faults and latency (tokens, followers and what the
+        operator areas hold — menus, codes, media, tags — stay)."""
         self.counters.clear()
         self.sent.clear()
         self._faults.clear()
@@ -256,6 +236,16 @@ class FakeWeChat:
         if request.transport is not None:
             request.transport.abort()  # close without an answer, as a dying proxy would
         raise asyncio.CancelledError  # stops aiohttp from writing to the dead connection
+
+    async def _guard(
+        self, request: web.Request, endpoint: str, *, token: bool = True
+    ) -> web.StreamResponse | None:
+        """Count, delay and fault the call, then check its access token (see `fake_http`)."""
+        if (answer := await self._enter(request, endpoint)) is not None:
+            return answer
+        if token and (code := self._token_error(request.query.get("access_token"))):
+            return _error(code)
+        return None
 
     async def _stable_token(self, request: web.Request) -> web.StreamResponse:
         if (answer := await self._enter(request, "stable_token")) is not None:
@@ -366,6 +356,55 @@ class FakeWeChat:
             return _error(code)
         return _error(0, "ok")
 
+    async def _quota_get(self, request: web.Request) -> web.StreamResponse:
+        if (answer := await self._guard(request, "openapi_quota_get")) is not None:
+            return answer
+        body = await _json_body(request)
+        path = body.get("cgi_path") if isinstance(body, dict) else None
+        endpoint = self._endpoint_of(path)
+        if endpoint is None:
+            return _error(76021)
+        used = max(0, self.counters[endpoint] - self._quota_cleared[endpoint])
+        quota = {"daily_limit": DAILY_LIMIT, "used": used, "remain": max(0, DAILY_LIMIT - used)}
+        return _json_response({"errcode": 0, "errmsg": "ok", "quota": quota})
+
+    async def _clear_quota(self, request: web.Request) -> web.StreamResponse:
+        if (answer := await self._guard(request, "clear_quota")) is not None:
+            return answer
+        body = await _json_body(request)
+        appid = body.get("appid") if isinstance(body, dict) else None
+        if not isinstance(appid, str) or not secrets.compare_digest(appid, self.app_id):
+            return _error(40013)
+        return self._clear()
+
+    async def _clear_quota_v2(self, request: web.Request) -> web.StreamResponse:
+        if (answer := await self._guard(request, "clear_quota_v2", token=False)) is not None:
+            return answer
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _error(47001)
+        if code := self._credentials_error(body.get("appid"), body.get("appsecret")):
+            return _error(code)
+        return self._clear()
+
+    def _clear(self) -> web.Response:
+        """Reset the daily counts (10 a month, both endpoints together)."""
+        if self.quota_clears >= CLEARS_A_MONTH:
+            return _error(48006)
+        self.quota_clears += 1
+        self._quota_cleared = collections.Counter(self.counters)
+        return ok()
+
+    def _endpoint_of(self, path: object) -> str | None:
+        """The counter name of an API path the fake serves (None when it serves none such)."""
+        if not isinstance(path, str) or not path.startswith("/cgi-bin/"):
+            return None
+        for resource in self.app.router.resources():
+            if resource.canonical == path:
+                name = path.removeprefix("/cgi-bin/").removeprefix("message/")
+                return name.replace("/", "_")
+        return None
+
     def _follower_error(self, openid: object) -> int:
         follower = self._followers.get(openid) if isinstance(openid, str) else None
         if follower is None:
@@ -415,18 +454,6 @@ def _check_endpoint(endpoint: object) -> None:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
 
 
-def _error(errcode: int, errmsg: str | None = None) -> web.Response:
-    return _json_response({"errcode": errcode, "errmsg": errmsg or _ERRMSG.get(errcode, "error")})
-
-
-async def _json_body(request: web.Request) -> Any:
-    """The decoded JSON body, or None when it is not JSON (the platform answers 47001)."""
-    try:
-        return json.loads(await request.read())
-    except ValueError:  # covers JSONDecodeError and UnicodeDecodeError
-        return None
-
-
 async def start_fake_wechat(
     host: str = "127.0.0.1", port: int = 0, fake: FakeWeChat | None = None
 ) -> tuple[web.AppRunner, str]:
@@ -443,7 +470,7 @@ async def start_fake_wechat(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the fake with the demo followers: `python -m bot.fake_wechat --port 8081`."""
+    """Run the fake with the demo followers: `python -m bot.testing.fake_wechat --port 8081`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from bot.client.api import WeChatAPI
+from bot.client.api import client_for
 from bot.client.profiles import ProfileCache
 from bot.config import Config
 from bot.followers.store import FollowerStore
@@ -69,17 +69,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         timeout=aiohttp.ClientTimeout(total=config.api_timeout),
         connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
     )
-    api = WeChatAPI(
-        session,
-        app_id=config.app_id,
-        app_secret=config.app_secret,
-        storage=storage,
-        base_url=config.api_base_url,
-        timeout=config.api_timeout,
-        token_endpoint="legacy" if config.token_endpoint == "legacy" else "stable",  # noqa: S105
-        max_attempts=config.api_max_attempts,
-        observer=metrics,
-    )
+    api = client_for(config, session, storage, observer=metrics)
     profiles = ProfileCache(
         api,
         size=config.profile_cache_size,

@@ -28,6 +28,7 @@ __all__ = [
     "ScanEvent",
     "SubscribeEvent",
     "SubscribeMsgEvent",
+    "SubscribeNotice",
     "TemplateSendJobFinishEvent",
     "TextMessage",
     "UnknownEvent",
@@ -222,9 +223,15 @@ class LocationSelectEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateSendJobFinishEvent(Event):
-    """``TEMPLATESENDJOBFINISH``; ``msg_id`` is the job's ``MsgID``."""
+    """``TEMPLATESENDJOBFINISH``; ``msg_id`` is the job's ``MsgID`` (what the template send
+    returned), ``status`` ``success``, ``failed:user block`` or ``failed: system failed``."""
 
     status: str
+
+    @property
+    def delivered(self) -> bool:
+        """The template message reached the follower."""
+        return self.status == "success"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,11 +245,46 @@ class MassSendJobFinishEvent(Event):
     error_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SubscribeNotice:
+    """One item of a subscription-notice event: which template, and what became of it.
+
+    ``status`` is ``SubscribeStatusString`` (``accept`` / ``reject``) for the pop-up and change
+    events, ``ErrorStatus`` (``success`` / ``failed:…``) for the sent event.
+    """
+
+    template_id: str
+    status: str
+    popup_scene: str = ""
+    msg_id: str = ""
+    error_code: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        """The follower allowed this notice (pop-up or change event)."""
+        return self.status == "accept"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscribeMsgEvent(Event):
-    """``subscribe_msg_popup_event`` / ``_change_`` / ``_sent_``: one mapping per ``List`` item."""
+    """``subscribe_msg_popup_event`` / ``_change_`` / ``_sent_``: one mapping per ``List`` item
+    in ``items``, typed in ``notices``."""
 
     items: tuple[Mapping[str, Any], ...]
+
+    @property
+    def notices(self) -> tuple[SubscribeNotice, ...]:
+        """The items as typed values."""
+        return tuple(
+            SubscribeNotice(
+                template_id=_text(i.get("TemplateId")),
+                status=_text(i.get("SubscribeStatusString") or i.get("ErrorStatus")),
+                popup_scene=_text(i.get("PopupScene")),
+                msg_id=_text(i.get("MsgID")),
+                error_code=_int(i.get("ErrorCode")),
+            )
+            for i in self.items
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,11 +8,13 @@ well-formed: a malformed one shows the follower "this account cannot serve you n
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from bot.wechat.media_formats import check_media_file
 from bot.wechat.xml import parse_body
 
 __all__ = [
@@ -48,38 +50,68 @@ class TextReply:
     content: str
 
 
+def _one_source(reply: Any, kind: str) -> None:
+    """A media reply names its medium by ``media_id`` or by a local ``file``, checked now
+    (when a module builds its replies at import, a bad file stops it loading). Both are set
+    once the file is uploaded."""
+    if not reply.media_id and reply.file is None:
+        raise ValueError(f"a {type(reply).__name__} needs a media_id or a file")
+    if reply.file is not None and not reply.media_id:
+        check_media_file(reply.file, kind)  # MediaFileError: too large, wrong format, missing
+
+
 @dataclass(frozen=True, slots=True)
 class ImageReply:
-    """An image, by the ``media_id`` of uploaded media."""
+    """An image, by the ``media_id`` of uploaded media or a local ``file`` (PNG/JPEG/GIF,
+    2 MB) the bot uploads on first use and reuses while the platform keeps it."""
 
-    media_id: str
+    media_id: str = ""
+    file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        _one_source(self, "image")
 
 
 @dataclass(frozen=True, slots=True)
 class VoiceReply:
-    """A voice clip, by ``media_id``."""
+    """A voice clip, by ``media_id`` or a local ``file`` (AMR/MP3, 2 MB)."""
 
-    media_id: str
+    media_id: str = ""
+    file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        _one_source(self, "voice")
 
 
 @dataclass(frozen=True, slots=True)
 class VideoReply:
-    """A video, by ``media_id``, with an optional title and description."""
+    """A video, by ``media_id`` or a local ``file`` (MP4, 10 MB), with an optional title and
+    description."""
 
-    media_id: str
+    media_id: str = ""
     title: str = ""
     description: str = ""
+    file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        _one_source(self, "video")
 
 
 @dataclass(frozen=True, slots=True)
 class MusicReply:
-    """A music card; ``thumb_media_id`` is the cover image's media id."""
+    """A music card; ``thumb_media_id`` is the cover image's media id, or ``thumb_file`` a
+    local JPEG (64 KB) uploaded on first use."""
 
     title: str = ""
     description: str = ""
     music_url: str = ""
     hq_music_url: str = ""
     thumb_media_id: str = ""
+    thumb_file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.thumb_file is not None and not self.thumb_media_id:
+            check_media_file(self.thumb_file, "thumb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +252,21 @@ def render_reply(
     body = _BODIES.get(type(reply))
     if body is None:
         raise TypeError(f"not a Reply: {type(reply).__name__}")
+    _require_media_ids(reply)
     return (
         f"<xml><ToUserName>{_cdata(to_user)}</ToUserName>"
         f"<FromUserName>{_cdata(from_user)}</FromUserName>"
         f"<CreateTime>{int(create_time)}</CreateTime>"
         f"{body(reply, max_articles)}</xml>"
     )
+
+
+def _require_media_ids(reply: Reply) -> None:
+    """A reply naming a local file is rendered once its upload gave it a media id."""
+    if isinstance(reply, ImageReply | VoiceReply | VideoReply) and not reply.media_id:
+        raise ValueError(f"{type(reply).__name__}: {reply.file} has no media_id yet (upload it)")
+    if isinstance(reply, MusicReply) and reply.thumb_file is not None and not reply.thumb_media_id:
+        raise ValueError(f"MusicReply: {reply.thumb_file} has no media_id yet (upload it)")
 
 
 def max_articles_for(msg_type: str) -> int:
@@ -279,6 +320,7 @@ def customer_service_payload(reply: Reply, openid: str) -> dict[str, Any] | None
     payload = _PAYLOADS.get(type(reply))
     if payload is None:
         return None
+    _require_media_ids(reply)
     kind, content = payload(reply)
     return {"touser": openid, "msgtype": kind, kind: content}
 
