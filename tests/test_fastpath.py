@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import aiohttp
 import counting_handlers
 import pytest
+import redis_fixtures
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from bot.server.connections import Limits
 from bot.server.fastpath import MAX_BATCH, FastServer, WebhookProtocol
 from bot.server.framing import read_head
 from bot.server.serve import listen, make_runner
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_TOKEN
 from bot.testing.simulator import (
@@ -148,7 +150,6 @@ async def serve(
         config = bot_config(
             fake_wechat, fake_api, data_dir, safe=safe, shutdown_grace=3.0, **settings
         )
-        assert not config.redis_url
         limits = Limits(read_timeout=read_timeout, keepalive_timeout=keepalive_timeout)
         runner = make_runner(create_app(config), config, limits)
         await runner.setup()
@@ -1267,6 +1268,42 @@ async def test_a_step_failing_on_one_push_answers_500_to_that_push_only(
     assert (failed.status, failed.header("connection")) == (500, "close")
     assert unlucky.closed and not before.closed and not after.closed
     assert "POST /wechat: unexpected failure" in caplog.text
+
+
+redis_url = redis_fixtures.redis_url
+
+
+async def test_a_batch_waiting_for_its_shared_claim_holds_its_pushes_then_answers_them_all(
+    serve: Serve, redis_url: str, monkeypatch: pytest.MonkeyPatch, batch_sizes: list[int]
+) -> None:
+    served = await serve(redis_url=redis_url)
+    storage = served.fast.services.storage
+    gate = asyncio.Event()
+    claimed: list[int] = []
+    claim_pushes = storage.claim_pushes
+
+    async def slow_claims(
+        claims: Sequence[PushClaim], terms: ClaimTerms, writes: Sequence[tuple[str, bytes]] = ()
+    ) -> list[PushClaimed]:
+        claimed.append(len(claims))
+        await gate.wait()
+        return await claim_pushes(claims, terms, writes)
+
+    monkeypatch.setattr(storage, "claim_pushes", slow_claims)
+    connections = fake_connections(served, 3)
+    for i, (protocol, _) in enumerate(connections):
+        protocol.data_received(served.push(openid=f"o_held_{i}"))
+    await eventually(lambda: claimed == [3])  # one claim for the batch, sent at once
+    await asyncio.sleep(0.05)
+    for protocol, transport in connections:
+        assert transport.data == b""
+        assert not protocol.waiting_in_batch and protocol.task is not None  # held: shutdown waits
+    gate.set()
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    for i, (protocol, transport) in enumerate(connections):
+        assert_greeting(served, (await answers_on(transport))[0], f"o_held_{i}")
+        assert protocol.task is None
+    assert batch_sizes == [3]
 
 
 async def test_a_batch_failing_as_a_whole_answers_500_to_each_of_its_pushes(

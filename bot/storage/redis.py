@@ -398,7 +398,7 @@ def _claimed(answer: list[Any]) -> PushClaimed:
     if answer[0] == 2:
         return REPLAYED
     seen, claimed, found, flat = answer
-    record = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    record = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)} if flat else {}
     return PushClaimed(seen == 1, False, claimed == 1, None if claimed else bytes(found), record)
 
 
