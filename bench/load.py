@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import shutil
 import subprocess
 import time
@@ -20,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from bench.corpus import read_corpus
-from bench.servers import pinned
+from bench.servers import apt_install, pinned
 
 LUA_SCRIPT = Path(__file__).with_name("requests.lua")
 # More than any server answers here (bare aiohttp: ~35k req/s): each wrk thread loads at most
@@ -66,26 +65,12 @@ def find_wrk() -> str | None:
 
 
 def ensure_wrk() -> str:
-    """wrk, installed with apt-get when missing and running as root; LoadError otherwise."""
-    found = find_wrk()
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if os.geteuid() != 0 or apt is None:
-        raise LoadError(
-            "wrk is not installed: install the Debian package `wrk` (apt-get install wrk) "
-            "or run with --driver aiohttp (its numbers measure the client, not the server)"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("bench: wrk missing; installing the Debian package `wrk` with apt-get", flush=True)
-    for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "wrk"]):
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise LoadError(f"{' '.join(step[1:])} failed: {done.stderr.strip()[-500:]}")
-    found = find_wrk()
-    if not found:
-        raise LoadError("apt-get installed wrk but it is not on PATH")
-    return found
+    """wrk, installed with apt-get when missing and running as root; ServerError otherwise."""
+    return apt_install(
+        "wrk",
+        "wrk",
+        "or run with --driver aiohttp (its numbers measure the client, not the server)",
+    )
 
 
 def wrk_version(wrk: str) -> str:

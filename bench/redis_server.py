@@ -6,8 +6,6 @@ and nothing else's.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,33 +13,14 @@ from pathlib import Path
 
 import redis
 
-from bench.servers import ServerError, free_port, pinned
+from bench.servers import ServerError, apt_install, free_port, pinned
 
 _READY_TIMEOUT = 10.0
 
 
 def ensure_redis_server() -> str:
-    """redis-server, installed with apt-get when missing and running as root; ServerError
-    otherwise."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if os.geteuid() != 0 or apt is None:
-        raise ServerError(
-            "redis-server is not installed: install the Debian package `redis-server` "
-            "or run with --no-redis"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("bench: redis-server missing; installing the Debian package with apt-get", flush=True)
-    for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "redis-server"]):
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise ServerError(f"{' '.join(step[1:])} failed: {done.stderr.strip()[-500:]}")
-    found = shutil.which("redis-server")
-    if not found:
-        raise ServerError("apt-get installed redis-server but it is not on PATH")
-    return found
+    """redis-server, installed with apt-get when missing and running as root."""
+    return apt_install("redis-server", "redis-server", "or run with --no-redis")
 
 
 @dataclass

@@ -7,6 +7,7 @@ runner waits for its readiness URL and stops it with SIGINT (aiohttp's graceful 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,30 @@ _STOP_TIMEOUT = 15.0
 
 class ServerError(RuntimeError):
     """A server process did not start or answer."""
+
+
+def apt_install(package: str, executable: str, fallback: str) -> str:
+    """The path of `executable`, after installing the Debian `package` with apt-get when it is
+    missing and this runs as root; ServerError saying `fallback` (what to do instead) if not."""
+    found = shutil.which(executable)
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if os.geteuid() != 0 or apt is None:
+        raise ServerError(
+            f"{executable} is not installed: install the Debian package `{package}` "
+            f"(apt-get install {package}) {fallback}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"bench: {executable} missing; installing the Debian package `{package}`", flush=True)
+    for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", package]):
+        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise ServerError(f"{' '.join(step[1:])} failed: {done.stderr.strip()[-500:]}")
+    found = shutil.which(executable)
+    if not found:
+        raise ServerError(f"apt-get installed {package} but {executable} is not on PATH")
+    return found
 
 
 def free_port() -> int:
