@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.storage.base import StorageUnavailable
+from bot.storage.base import PushClaimed, StorageUnavailable
 from bot.storage.memory import MemoryStorage
 from bot.webhook.ledger import SUCCESS, LedgerAnswer, ReplyLedger
 
@@ -307,3 +307,46 @@ async def test_cancelled_request_still_hands_its_result_to_on_late(ledger: Ledge
     produce.release()
     await ledger.finish()
     assert ledger.late == ["orphan"]
+
+
+class FrozenStorage(MemoryStorage):
+    """A shared store whose reads never answer (a SIGSTOPped Redis)."""
+
+    async def get(self, key: str) -> bytes | None:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_retry_waiting_on_a_frozen_store_answers_success_at_its_budget() -> None:
+    ledger = Ledger(shared=FrozenStorage())
+    running = PushClaimed(False, False, False, b"R", {})  # another instance runs the message
+    started = time.monotonic()
+    begun = ledger.ledger.begin(KEY, Producer(), time.monotonic() + 0.2, running)
+    answer = begun if isinstance(begun, LedgerAnswer) else await begun
+    assert answer == LedgerAnswer(SUCCESS, True, False)
+    assert time.monotonic() - started < 0.4
+
+
+async def test_an_answer_published_elsewhere_is_taken_from_the_claim_at_once() -> None:
+    ledger = Ledger(shared=MemoryStorage())
+    done = PushClaimed(False, False, False, b"D<from there>", {})
+    begun = ledger.ledger.begin(KEY, Producer("never"), time.monotonic() + 1.0, done)
+    assert begun == LedgerAnswer("<from there>", True, False)
+
+
+async def test_answers_are_published_with_the_next_claims_or_on_their_own() -> None:
+    shared = MemoryStorage()
+    ledger = Ledger(shared=shared)
+    await ledger.answer(KEY, Producer("one"))
+    # taken by a claim going out now: nothing publishes them on their own any more
+    taken = ledger.ledger.take_unpublished()
+    assert taken == [(f"dedup:{KEY}", b"D<one>")]
+    await asyncio.sleep(0.01)
+    assert await shared.get(f"dedup:{KEY}") == b"R"
+    # a claim that failed gives them back: they go on their own a moment later
+    ledger.ledger.put_back_unpublished(taken)
+    await asyncio.sleep(0.01)
+    assert await shared.get(f"dedup:{KEY}") == b"D<one>"
+    await ledger.answer("k2", Producer("two"))
+    await ledger.ledger.flush()  # shutdown: published before the store closes
+    assert await shared.get("dedup:k2") == b"D<two>"

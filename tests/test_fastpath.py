@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -1279,6 +1280,7 @@ async def test_a_batch_waiting_for_its_shared_claim_holds_its_pushes_then_answer
     served = await serve(redis_url=redis_url)
     storage = served.fast.services.storage
     gate = asyncio.Event()
+    run = uuid.uuid4().hex[:8]  # the session's Redis is shared: keys of this run only
     claimed: list[int] = []
     claim_pushes = storage.claim_pushes
 
@@ -1292,7 +1294,7 @@ async def test_a_batch_waiting_for_its_shared_claim_holds_its_pushes_then_answer
     monkeypatch.setattr(storage, "claim_pushes", slow_claims)
     connections = fake_connections(served, 3)
     for i, (protocol, _) in enumerate(connections):
-        protocol.data_received(served.push(openid=f"o_held_{i}"))
+        protocol.data_received(served.push(openid=f"o_held_{run}_{i}", nonce=f"{run}{i}"))
     await eventually(lambda: claimed == [3])  # one claim for the batch, sent at once
     await asyncio.sleep(0.05)
     for protocol, transport in connections:
@@ -1301,9 +1303,32 @@ async def test_a_batch_waiting_for_its_shared_claim_holds_its_pushes_then_answer
     gate.set()
     await eventually(lambda: all(transport.data for _, transport in connections))
     for i, (protocol, transport) in enumerate(connections):
-        assert_greeting(served, (await answers_on(transport))[0], f"o_held_{i}")
+        assert_greeting(served, (await answers_on(transport))[0], f"o_held_{run}_{i}")
         assert protocol.task is None
     assert batch_sizes == [3]
+
+
+async def test_shutdown_waits_for_a_held_push_that_goes_on_to_wait_for_its_handler(
+    serve: Serve, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = await serve(redis_url=redis_url, handlers=SLOW)
+    storage = served.fast.services.storage
+    claim_pushes = storage.claim_pushes
+
+    async def slow_claims(
+        claims: Sequence[PushClaim], terms: ClaimTerms, writes: Sequence[tuple[str, bytes]] = ()
+    ) -> list[PushClaimed]:
+        await asyncio.sleep(0.1)
+        return await claim_pushes(claims, terms, writes)
+
+    monkeypatch.setattr(storage, "claim_pushes", slow_claims)
+    run = uuid.uuid4().hex[:8]
+    [(protocol, transport)] = fake_connections(served, 1)
+    protocol.data_received(served.push("slow 0.3", openid=f"o_{run}", nonce=run))
+    await asyncio.sleep(0.01)  # held for its claim
+    await served.fast.shutdown(3.0)  # the claim, then the handler, end well within the grace
+    [response] = await answers_on(transport)
+    assert (response.status, served.reply(response).content) == (200, "done after 0.3s")
 
 
 async def test_a_batch_failing_as_a_whole_answers_500_to_each_of_its_pushes(

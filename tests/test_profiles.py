@@ -275,3 +275,45 @@ async def test_cached_answers_a_fresh_entry_at_once_and_nothing_else() -> None:
     clock.now += 60.0
     assert cache.cached(OPENID) == (False, None)  # expired: `get` fetches it again
     assert len(api.calls) == 1
+
+
+class AnnouncingStorage(MemoryStorage):
+    """A shared store whose announcements reach the listeners of every cache over it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listeners: list[Callable[[str | None], None]] = []
+
+    def listen(self, on_stale: Callable[[str | None], None]) -> None:
+        self.listeners.append(on_stale)
+
+    async def announce(self, key: str) -> None:
+        for on_stale in self.listeners:
+            on_stale(key)
+
+
+async def test_a_profile_forgotten_elsewhere_is_dropped_with_the_fetch_in_flight() -> None:
+    shared = AnnouncingStorage()
+    here, there = StubAPI(), StubAPI(gated=True)
+    cache_here, cache_there = cache_for(here, shared=shared), cache_for(there, shared=shared)
+    await cache_here.get("o_cached")
+    await cache_there.get("o_cached")  # there: from the shared copy
+    fetching = asyncio.create_task(cache_there.get(OPENID))  # there: a fetch in flight
+    await asyncio.sleep(0.01)
+
+    await cache_here.forget(OPENID)
+    await cache_here.forget("o_cached")
+
+    assert await fetching is None  # the fetch read what was forgotten: not kept, not shared
+    assert there.cancelled
+    assert await shared.get(f"profile:{OPENID}") is None
+    assert cache_there.cached("o_cached") == (False, None)
+
+
+async def test_every_cached_profile_is_dropped_when_announcements_may_have_been_lost() -> None:
+    shared = AnnouncingStorage()
+    api = StubAPI()
+    cache = cache_for(api, shared=shared)
+    await cache.get(OPENID)
+    shared.listeners[0](None)
+    assert cache.cached(OPENID) == (False, None)

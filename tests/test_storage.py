@@ -882,6 +882,75 @@ async def test_fallback_survives_a_real_redis_outage() -> None:
         server.kill()
 
 
+async def test_redis_refuses_at_connect_a_user_without_scripts_or_announcements() -> None:
+    server = RedisServer(require_redis_server(), free_port())
+    server.start()
+    admin = redis.asyncio.Redis.from_url(server.url, socket_timeout=2.0)
+    try:
+        await admin.acl_setuser(
+            "noscripts",
+            enabled=True,
+            passwords=["+pw1"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all", "-@scripting"],
+        )
+        await admin.acl_setuser(
+            "nochannels",
+            enabled=True,
+            passwords=["+pw2"],
+            keys=["*"],
+            reset_channels=True,
+            commands=["+@all"],
+        )
+        for user, password, missing in (("noscripts", "pw1", "EVALSHA"), ("nochannels", "pw2", "")):
+            url = f"redis://{user}:{password}@127.0.0.1:{server.port}/0"
+            with pytest.raises(StorageUnavailable) as refused:
+                await RedisStorage.connect(url, "wechat-bot-test:acl", timeout=0.5)
+            assert "refused what the bot needs" in str(refused.value)
+            assert missing in str(refused.value)
+            assert password not in str(refused.value)
+    finally:
+        await admin.aclose()
+        server.kill()
+
+
+async def test_announcements_lost_with_their_connection_drop_every_cached_copy() -> None:
+    server = RedisServer(require_redis_server(), free_port())
+    server.start()
+    admin = redis.asyncio.Redis.from_url(server.url, socket_timeout=2.0)
+    store = await RedisStorage.connect(server.url, "wechat-bot-test:stale", timeout=0.5)
+    seen: list[str | None] = []
+    try:
+        store.listen(seen.append)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen == [None]  # subscribed: drop what may have been announced before
+        await store.announce("profile:o1")
+        await _until(lambda: "profile:o1" in seen)
+
+        await admin.client_kill_filter(_type="pubsub")
+        await admin.publish("wechat-bot-test:stale:stale", "profile:o_lost")  # nobody hears it
+        await _until(lambda: seen.count(None) >= 2)  # the loss itself says: drop everything
+        await _until(lambda: seen.count(None) >= 3)  # and again once subscribed again
+        await store.announce("profile:o2")
+        await _until(lambda: "profile:o2" in seen)
+        assert "profile:o_lost" not in seen
+    finally:
+        await store.close()
+        await admin.aclose()
+        server.kill()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not in time"
+        await asyncio.sleep(0.02)
+
+
 # open_storage.
 
 

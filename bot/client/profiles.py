@@ -53,11 +53,22 @@ class ProfileCache:
             shared.listen(self._stale)
 
     def _stale(self, key: str | None) -> None:
-        """Another instance (or this one) forgot a profile; None: every one may be stale."""
+        """Another instance (or this one) forgot a profile; None: every one may be stale.
+
+        A fetch in flight is cancelled too: it may have read the forgotten profile, and would
+        store it again (here and in the shared store) for a whole TTL.
+        """
         if key is None:
             self._entries.clear()
+            stale = list(self._loading)
         elif key.startswith(_PREFIX):
-            self._entries.pop(key[len(_PREFIX) :], None)
+            openid = key[len(_PREFIX) :]
+            self._entries.pop(openid, None)
+            stale = [openid] if openid in self._loading else []
+        else:
+            return
+        for openid in stale:
+            self._loading.pop(openid).cancel()
 
     def __len__(self) -> int:
         return len(self._entries)

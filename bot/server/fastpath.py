@@ -199,13 +199,17 @@ class FastServer:
         for connection in list(self.connections):
             connection.close_when_idle()
         self.serve_batch(len(self._pending))  # pushes already read, answered with a close
-        busy = [c.task for c in self.connections if c.task is not None]
-        if busy:
-            _, left = await asyncio.wait(busy, timeout=max(0.0, grace))
-            for task in left:
-                task.cancel()  # the ledger sends a cancelled push's reply late
-            if left:
+        ends = asyncio.get_running_loop().time() + max(0.0, grace)
+        # Asked again until nothing waits: a push held for its batch's shared claim goes on
+        # to wait for its handler once the claim is answered.
+        while busy := {c.task for c in self.connections if c.task is not None}:
+            remaining = ends - asyncio.get_running_loop().time()
+            done, left = await asyncio.wait(busy, timeout=max(0.0, remaining))
+            if left and not done:  # the grace is over
+                for task in left:
+                    task.cancel()  # the ledger sends a cancelled push's reply late
                 await asyncio.wait(left, timeout=1.0)
+                break
         for connection in list(self.connections):
             connection.abort()
         if self._server is not None:

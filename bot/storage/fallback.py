@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
@@ -99,9 +100,16 @@ class FallbackStorage:
         return stored
 
     async def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float) -> None:
-        """Store several ephemeral keys for `ttl` seconds each, in one round trip."""
-        await self._on_primary(lambda: self._primary.set_many(items, ttl))
-        await self._fallback.set_many(items, ttl)
+        """Store several ephemeral keys for `ttl` seconds each, in one round trip; while the
+        primary is down, in the local table.
+
+        Unlike `set`, what the primary stored is not mirrored locally: these are answers
+        published for other instances (this one's ledger holds its own), possibly many and
+        large, and the local table is bounded by count, not by size.
+        """
+        done = await self._on_primary(lambda: self._primary.set_many(items, ttl))
+        if done is _SKIPPED:
+            await self._fallback.set_many(items, ttl)
 
     async def claim_pushes(
         self,
@@ -167,9 +175,13 @@ class FallbackStorage:
         await self._fallback.delete_record(name)
 
     async def announce(self, key: str) -> None:
-        """Tell the other processes through the primary (no one to tell while it is down:
-        they drop their copies when it is back, see `listen`)."""
-        await self._on_primary(lambda: self._primary.announce(key))
+        """Tell the other processes through the primary; never raises, and a failure does
+        not count as the primary being down (the other instances drop every copy when their
+        announcements come back, see `listen`)."""
+        if self._down_since is not None:
+            return
+        with contextlib.suppress(StorageUnavailable):
+            await self._primary.announce(key)
 
     def listen(self, on_stale: Callable[[str | None], None]) -> None:
         """The primary's announcements."""

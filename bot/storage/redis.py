@@ -150,6 +150,16 @@ class RedisStorage:
         self._observe = observe
         self._channel = f"{namespace}:stale"
         self._listeners: list[asyncio.Task[None]] = []
+        # Announcements arrive on a connection of their own that is never silently replaced:
+        # the client's retry would reconnect and subscribe again by itself, and what was
+        # announced in between would be lost unseen (`listen` must know, to drop everything).
+        self._subscriber: Redis = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            protocol=2,
+        )
 
     @classmethod
     async def connect(
@@ -175,7 +185,26 @@ class RedisStorage:
             raise StorageUnavailable(
                 f"cannot reach redis at {masked_url(url)} within {timeout} s: {exc.__cause__}"
             ) from exc.__cause__
+        try:
+            await storage._check_rights()
+        except StorageUnavailable:
+            await storage.close()
+            raise
         return storage
+
+    async def _check_rights(self) -> None:
+        """StorageUnavailable unless this user may run the scripts and announce (an ACL user
+        without them would pass a PING, then lose every claim and announcement at run time)."""
+        try:
+            for script in (self._claim_pushes, self._set_many, self._delete_if_equals):
+                await self._client.script_load(script.script)
+            await self._client.publish(self._channel, "")
+        except _ERRORS as exc:
+            raise StorageUnavailable(
+                f"redis at {self._url} refused what the bot needs (scripts: EVALSHA, SCRIPT "
+                f"LOAD; announcements: PUBLISH and SUBSCRIBE on {self._channel}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     @property
     def degraded(self) -> bool:
@@ -342,25 +371,51 @@ class RedisStorage:
 
     async def _listen(self, on_stale: Callable[[str | None], None]) -> None:
         delay = _LISTEN_RETRY_FIRST
+        lost = False  # logged once per outage
+        loop = asyncio.get_running_loop()
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._subscriber.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                on_stale(None)
-                delay = _LISTEN_RETRY_FIRST
-                idle = 0.0
+                # the confirmation, not the request, says announcements reach us from now on
+                confirm_by: float | None = loop.time() + _LISTEN_POLL * 2
+                pong_by: float | None = None
+                quiet_since = loop.time()
                 while True:
                     message = await pubsub.get_message(timeout=_LISTEN_POLL)
-                    if message is None:
-                        idle += _LISTEN_POLL
-                        if idle >= _LISTEN_PING:  # a connection that died silently shows here
-                            await pubsub.ping()
-                            idle = 0.0
-                    elif message.get("type") == "message":
+                    kind = message.get("type") if message else None
+                    now = loop.time()
+                    if message is not None:
+                        quiet_since = now
+                    if kind == "subscribe":
+                        confirm_by = None
+                        on_stale(None)  # what was announced while not subscribed is lost
+                        delay = _LISTEN_RETRY_FIRST
+                        if lost:
+                            log.info("redis announcements at %s received again", self._url)
+                            lost = False
+                    elif kind == "message" and message is not None:
                         on_stale(_text(message["data"]))
-                        idle = 0.0
+                    elif kind == "pong":
+                        pong_by = None
+                    if confirm_by is not None and now > confirm_by:
+                        raise TimeoutError("SUBSCRIBE not confirmed")
+                    if pong_by is not None and now > pong_by:
+                        raise TimeoutError("PING not answered")  # a connection dead silently
+                    if pong_by is None and now - quiet_since >= _LISTEN_PING:
+                        await pubsub.ping()
+                        pong_by = now + _LISTEN_POLL * 2
+                        quiet_since = now
             except _ERRORS as exc:
-                log.debug("redis announcements at %s: %s; subscribing again", self._url, exc)
+                if not lost:
+                    log.warning(
+                        "redis announcements at %s lost (%s: %s); subscribing again",
+                        self._url,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    lost = True
+                    on_stale(None)  # announced since the last message: perhaps lost
             finally:
                 with contextlib.suppress(*_ERRORS):
                     await pubsub.aclose()
@@ -381,6 +436,7 @@ class RedisStorage:
             task.cancel()
         await asyncio.gather(*self._listeners, return_exceptions=True)
         self._listeners.clear()
+        await self._subscriber.aclose()
         await self._client.aclose()
 
     def _count(self, op: str) -> None:

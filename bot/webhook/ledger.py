@@ -284,6 +284,15 @@ class ReplyLedger(Generic[T]):
         with contextlib.suppress(StorageUnavailable):
             await self._shared.set(f"dedup:{key}", _DONE + body.encode(), self._ttl)
 
+    def put_back_unpublished(self, items: list[tuple[str, bytes]]) -> None:
+        """Answers `take_unpublished` gave that did not reach the shared store: again."""
+        if not items:
+            return
+        if not self._unpublished:
+            loop = asyncio.get_running_loop()
+            self._publish_timer = loop.call_later(_PUBLISH_DELAY, self._publish_all)
+        self._unpublished[:0] = items
+
     def _publish_soon(self, key: str, body: str) -> None:
         """Publish the answer with the next claims, or with the others given meanwhile."""
         unpublished = self._unpublished
@@ -317,14 +326,22 @@ class ReplyLedger(Generic[T]):
             await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def _wait_shared(self, key: str, deadline: float) -> str:
+        """The owner's answer (another instance's), polled until `deadline`; SUCCESS then.
+
+        Each poll is cut at the deadline too: a slow or frozen store never holds the retry
+        past its budget.
+        """
         assert self._shared is not None
         while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return SUCCESS
             try:
-                value = await self._shared.get(f"dedup:{key}")
-            except StorageUnavailable:
+                value = await asyncio.wait_for(self._shared.get(f"dedup:{key}"), remaining)
+            except (StorageUnavailable, TimeoutError):
                 value = None
             if value is not None and value.startswith(_DONE):
-                return value[1:].decode()
+                return value[1:].decode(errors="replace")
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return SUCCESS

@@ -181,10 +181,13 @@ async def claim(
         claims.append(
             PushClaim(nonce_key, digest, dedup_key, followers.record_name(admitted.msg.from_user))
         )
+    writes = ledger.take_unpublished()  # the answers given since the last claims go along
     try:
-        # the answers given since the last claims go along (ledger.take_unpublished)
-        outcomes = await services.storage.claim_pushes(claims, terms, ledger.take_unpublished())
-    except Exception:
+        outcomes = await services.storage.claim_pushes(claims, terms, writes)
+    except BaseException as exc:
+        ledger.put_back_unpublished(writes)  # they go with the next claims, or on their own
+        if not isinstance(exc, Exception):
+            raise  # cancelled (shutdown)
         log.exception("%s %s: the shared claim failed; answering from this instance", method, path)
         return [_UNCLAIMED] * len(batch)
     return [
@@ -208,7 +211,13 @@ def answer_message(
     """
     msg = admitted.msg
     ran: list[Outcome] = []
-    prefs = None if claimed is None else services.followers.preferences_in(claimed.record)
+    # the preferences read with the claim; none when the store did not answer it (the handler
+    # then reads them itself, from whatever answers)
+    prefs = (
+        None
+        if claimed is None or claimed is _UNCLAIMED
+        else services.followers.preferences_in(claimed.record)
+    )
 
     async def produce() -> tuple[Message, Outcome]:
         ctx = Context(
