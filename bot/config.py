@@ -22,6 +22,14 @@ import yaml
 
 from bot.client.errors import LimitError
 from bot.client.menus import MenuSet
+from bot.webauth.settings import (
+    SUB_FIELDS,
+    WebAuthorization,
+    WebAuthorizationError,
+    coerce_sub_setting,
+    parse_web_authorization,
+    validate_web_authorization,
+)
 from bot.wechat.crypto import validate_encoding_aes_key
 
 LANGUAGES = ("zh_CN", "zh_TW", "en")
@@ -129,6 +137,13 @@ class Config:
             "`wechat-bot menu push` creates it."
         ),
     )
+    web_authorization: WebAuthorization = field(
+        default_factory=WebAuthorization,
+        metadata=_setting(
+            "Web authorization (snsapi_userinfo): greet by the follower's real WeChat nickname, "
+            "with their consent; the `web_authorization.*` rows below."
+        ),
+    )
     webhook_path: str = field(default="/wechat", metadata=_setting("Path of the webhook."))
     handlers: tuple[str, ...] = field(
         default=("handlers.greeting",),
@@ -215,6 +230,8 @@ class Config:
                 value = "***"
             if isinstance(value, MenuSet):
                 value = _menu_summary(value)
+            if isinstance(value, WebAuthorization):
+                value = _web_authorization_summary(value)
             out[f.name] = value
         return out
 
@@ -240,10 +257,28 @@ def _settings() -> tuple[Setting, ...]:
             shown = ""
         elif isinstance(value, tuple):
             shown = ", ".join(value)
+        elif isinstance(value, WebAuthorization):
+            shown = "see below"
         else:
             shown = str(value)
         rows.append(Setting(f.name, f.metadata.get("env"), shown, f.metadata["doc"]))
+        if isinstance(value, WebAuthorization):
+            rows.extend(_section_rows(f.name, value))
     return tuple(rows)
+
+
+def _section_rows(section: str, value: WebAuthorization) -> list[Setting]:
+    rows = []
+    for name, f in SUB_FIELDS.items():
+        sub = getattr(value, name)
+        if isinstance(sub, bool):
+            shown = str(sub).lower()
+        elif isinstance(sub, Mapping):
+            shown = "see config.yaml"
+        else:
+            shown = str(sub)
+        rows.append(Setting(f"{section}.{name}", f.metadata.get("env"), shown, f.metadata["doc"]))
+    return rows
 
 
 SETTINGS: tuple[Setting, ...] = _settings()
@@ -268,6 +303,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         var = f.metadata.get("env")
         if var and env.get(var, "") != "":
             values[name] = _coerce(name, env[var])
+    values["web_authorization"] = _section_from_env(values.get("web_authorization"), env)
     config = Config(**values)
     validate(config)
     return config
@@ -282,6 +318,19 @@ def with_overrides(config: Config, **changes: Any) -> Config:
     updated = replace(config, **coerced)
     validate(updated)
     return updated
+
+
+def _section_from_env(section: WebAuthorization | None, env: Mapping[str, str]) -> WebAuthorization:
+    """`web_authorization` with its sub-settings' environment variables applied."""
+    changes: dict[str, Any] = {}
+    for name, f in SUB_FIELDS.items():
+        var = f.metadata.get("env")
+        if var and env.get(var, "") != "":
+            try:
+                changes[name] = coerce_sub_setting(name, env[var])
+            except WebAuthorizationError as exc:
+                raise ConfigError(exc.key, exc.problem) from None
+    return replace(section or WebAuthorization(), **changes)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -313,6 +362,11 @@ def _coerce(key: str, raw: Any) -> Any:
             return MenuSet.from_config(raw)
         except LimitError as exc:
             raise ConfigError(exc.field, exc.problem) from None
+    if key == "web_authorization":
+        try:
+            return parse_web_authorization(raw)
+        except WebAuthorizationError as exc:
+            raise ConfigError(exc.key, exc.problem) from None
     if key == "handlers":
         items = raw.split(",") if isinstance(raw, str) else raw
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -395,9 +449,13 @@ def validate(config: Config) -> None:
         raise ConfigError("default_language", f"must be one of {', '.join(LANGUAGES)}")
     if not _PATH_RE.fullmatch(config.webhook_path):
         raise ConfigError("webhook_path", "must be a path starting with /")
-    if config.webhook_path in ("/healthz", "/metrics"):
+    if config.webhook_path in ("/healthz", "/metrics") or config.webhook_path.startswith("/oauth/"):
         raise ConfigError("webhook_path", "clashes with a built-in route")
     _check_greetings(config)
+    try:
+        validate_web_authorization(config.web_authorization)
+    except WebAuthorizationError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
     if not config.handlers:
         raise ConfigError("handlers", "at least one handler module is needed")
     for module in config.handlers:
@@ -444,6 +502,14 @@ def validate(config: Config) -> None:
         raise ConfigError("log_format", "must be text or json")
     if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("redis_url", "must start with redis://, rediss:// or unix://")
+
+
+def _web_authorization_summary(section: WebAuthorization) -> str:
+    public_url = section.public_url or '""'
+    return (
+        f"enabled={str(section.enabled).lower()}, public_url={public_url}, "
+        f"oauth_base_url={section.oauth_base_url}, state_ttl={section.state_ttl:g}"
+    )
 
 
 def _menu_summary(menu: MenuSet) -> str:
@@ -493,7 +559,8 @@ def reference_markdown() -> str:
     for s in SETTINGS:
         env = f"`{s.env}`" if s.env else "—"
         default = _default_cell(s)
-        doc = s.doc + (" Secret." if _FIELDS[s.key].metadata.get("secret") else "")
+        top = _FIELDS.get(s.key)
+        doc = s.doc + (" Secret." if top is not None and top.metadata.get("secret") else "")
         cells = (f"`{s.key}`", env, default, doc)
         # a pipe or a line break inside a cell would end the cell or the row
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
@@ -501,10 +568,12 @@ def reference_markdown() -> str:
 
 
 def _default_cell(setting: Setting) -> str:
-    value = getattr(Config(), setting.key)
+    value: Any = Config()
+    for part in setting.key.split("."):
+        value = getattr(value, part)
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"  # as YAML spells it
-    if setting.key == "greetings" or not setting.default:
+    if setting.default.startswith("see ") or not setting.default:
         return setting.default or "(empty)"
     return f"`{setting.default}`"
 

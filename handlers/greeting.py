@@ -1,7 +1,9 @@
 """The greeting: welcomes followers by name, in their language, and lets them set both.
 
 Since 2021 the profile API returns no nickname, so the name comes from the follower ("叫我小王",
-"call me Sam"), else an old-style nickname, else the operator's remark, else no name at all.
+"call me Sam"), else the WeChat nickname they shared by web authorization (when
+`web_authorization` is enabled, a name-less greeting offers the link), else an old-style
+nickname, else the operator's remark, else no name at all.
 The language comes from the follower's choice ("language en", "语言 繁體"), else the script
 they write in, else the profile (where it is real), else the configured default.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 
 from bot import SKIP, Context, Message, Router, Skip, StorageUnavailable, normalize_language
+from bot.webauth.links import consent_link, signer_for
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
 router = Router("greeting")
@@ -24,6 +27,16 @@ _NAME_COMMAND = re.compile(
 _LANGUAGE_COMMAND = re.compile(
     r"^\s*(?:(?:language|lang)(?:\s+|\s*[:：]\s*|$)|(?:语言|語言)\s*[:：]?\s*)(?P<value>.*?)\s*$",
     re.IGNORECASE | re.DOTALL,
+)
+_WECHAT_NAME_COMMAND = re.compile(
+    r"^\s*(?:请|請)?(?:用|使用)(?:我的)?微信(?:昵称|暱稱|昵稱|名字)(?:吧)?\s*[.!。！]?\s*$"
+    r"|^\s*(?:please\s+)?use\s+my\s+wechat\s+(?:nick)?name(?:\s+please)?\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+_FORGET_NAME_COMMAND = re.compile(
+    r"^\s*(?:请|請)?(?:忘记|忘記|删除|刪除)我的(?:昵称|暱稱|昵稱|名字)(?:吧)?\s*[.!。！]?\s*$"
+    r"|^\s*(?:please\s+)?forget\s+my\s+(?:nick)?name(?:\s+please)?\s*[.!]?\s*$",
+    re.IGNORECASE,
 )
 # Punctuation a follower may put around a name: "叫我「小王」！", "call me Sam."
 _NAME_TRIM = "\"'“”‘’「」『』《》()（）[]【】.,!?;:。，！？；：~～…·- \t\r\n"
@@ -53,6 +66,16 @@ _LANGUAGE_HELP = {
     "zh_TW": "可選語言：简体中文（語言 zh_CN）、繁體中文（語言 zh_TW）、English（語言 en）。",
     "en": "Languages: 简体中文 (language zh_CN), 繁體中文 (language zh_TW), English (language en).",
 }
+_WEB_AUTHORIZATION_OFF = {
+    "zh_CN": "这里暂时不能使用微信昵称。发送“叫我”加上名字告诉我怎么称呼你，例如：叫我小王",
+    "zh_TW": "這裡暫時不能使用微信暱稱。發送「叫我」加上名字告訴我怎麼稱呼你，例如：叫我小王",
+    "en": 'I can\'t use your WeChat name here. Send "call me" and a name, for example: call me Sam',
+}
+_NAMES_FORGOTTEN = {
+    "zh_CN": "好的，我已经忘记你的昵称。",
+    "zh_TW": "好的，我已經忘記你的暱稱。",
+    "en": "Done: I've forgotten your name.",
+}
 _NOT_SAVED = {
     "zh_CN": "抱歉，现在没能保存你的设置，请稍后再试。",
     "zh_TW": "抱歉，現在沒能保存你的設定，請稍後再試。",
@@ -75,6 +98,26 @@ async def set_name(msg: Message, ctx: Context) -> str:
     except StorageUnavailable:
         return _NOT_SAVED[language]
     return _CONFIRM_NAME[language].format(name=name)
+
+
+@router.text(_WECHAT_NAME_COMMAND)
+async def use_wechat_name(msg: Message, ctx: Context) -> str:
+    """ "用微信昵称" / "use my WeChat name": the web-authorization link, any time."""
+    language = await ctx.language()
+    if not ctx.config.web_authorization.enabled:
+        return _WEB_AUTHORIZATION_OFF[language]
+    return consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+
+
+@router.text(_FORGET_NAME_COMMAND)
+async def forget_name(msg: Message, ctx: Context) -> str:
+    """ "忘记我的昵称" / "forget my name": delete the typed name and the authorized nickname."""
+    language = await ctx.language()
+    try:
+        await ctx.forget_names()
+    except StorageUnavailable:
+        return _NOT_SAVED[language]
+    return _NAMES_FORGOTTEN[language]
 
 
 @router.text(_LANGUAGE_COMMAND)
@@ -113,4 +156,8 @@ async def greeting_for(ctx: Context) -> str:
     account = ctx.config.account_name
     if name:
         return templates.with_name.format(name=name, account=account)
-    return templates.without_name.format(account=account)
+    greeting = templates.without_name.format(account=account)
+    if ctx.config.web_authorization.enabled:
+        link = consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+        return f"{greeting}\n{link}"
+    return greeting

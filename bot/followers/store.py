@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.storage.base import Storage
 
 _NAME = "pref:name"
+_WECHAT_NAME = "pref:wechat_name"  # the nickname the follower shared through web authorization
 _LANGUAGE = "pref:language"
 _STATE = "state:"
 
@@ -22,6 +23,14 @@ class Preferences:
 
     name: str | None = None
     language: str | None = None
+    wechat_name: str | None = None
+    """The WeChat nickname the follower shared through web authorization (see `bot.webauth`)."""
+
+
+def _preferences(record: Mapping[str, str]) -> Preferences:
+    return Preferences(
+        record.get(_NAME) or None, record.get(_LANGUAGE) or None, record.get(_WECHAT_NAME) or None
+    )
 
 
 def _record(openid: str) -> str:
@@ -43,7 +52,7 @@ class FollowerStore:
     @staticmethod
     def preferences_in(record: Mapping[str, str]) -> Preferences:
         """The preferences a follower's record holds (a record read with others at once)."""
-        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
+        return _preferences(record)
 
     def cached_preferences(self, openid: str) -> Preferences | None:
         """The preferences when the store holds them in memory now, else None (then await
@@ -51,7 +60,7 @@ class FollowerStore:
         record = self._cached(_record(openid))
         if record is None:
             return None
-        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
+        return _preferences(record)
 
     async def preferences(self, openid: str) -> Preferences:
         """The stored name and language (None where unset)."""
@@ -59,7 +68,7 @@ class FollowerStore:
         if cached is not None:
             return cached
         record = await self._storage.get_record(_record(openid))
-        return Preferences(record.get(_NAME) or None, record.get(_LANGUAGE) or None)
+        return _preferences(record)
 
     async def set_name(self, openid: str, name: str) -> None:
         """Remember the name the follower wants to be called (raises StorageUnavailable)."""
@@ -68,6 +77,16 @@ class FollowerStore:
     async def set_language(self, openid: str, language: str) -> None:
         """Remember the follower's chosen language (raises StorageUnavailable)."""
         await self._storage.set_record_field(_record(openid), _LANGUAGE, language)
+
+    async def set_wechat_name(self, openid: str, nickname: str) -> None:
+        """Remember the nickname the follower shared by web authorization (raises
+        StorageUnavailable)."""
+        await self._storage.set_record_field(_record(openid), _WECHAT_NAME, nickname)
+
+    async def forget_names(self, openid: str) -> None:
+        """Delete both names: the one the follower typed and the authorized nickname."""
+        await self._storage.delete_record_field(_record(openid), _NAME)
+        await self._storage.delete_record_field(_record(openid), _WECHAT_NAME)
 
     async def forget(self, openid: str) -> None:
         """Delete everything stored about the follower."""

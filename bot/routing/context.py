@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.client.api import UserInfo, WeChatAPI
 from bot.client.profiles import ProfileCache
@@ -60,16 +60,23 @@ class Context:
     async def set_name(self, name: str) -> None:
         """Store the follower's name (raises StorageUnavailable when it cannot be stored)."""
         await self.followers.set_name(self.openid, name)
-        self._prefs = Preferences(name, (await self.preferences()).language)
+        self._prefs = replace(await self.preferences(), name=name)
 
     async def set_language(self, language: str) -> None:
         """Store the follower's language (raises StorageUnavailable when it cannot be stored)."""
         await self.followers.set_language(self.openid, language)
-        self._prefs = Preferences((await self.preferences()).name, language)
+        self._prefs = replace(await self.preferences(), language=language)
+
+    async def forget_names(self) -> None:
+        """Delete the typed name and the authorized nickname (raises StorageUnavailable)."""
+        await self.followers.forget_names(self.openid)
+        self._prefs = replace(await self.preferences(), name=None, wechat_name=None)
 
     async def name(self) -> str | None:
-        """How to call the follower: their own choice > profile nickname > operator's remark."""
-        chosen = ((await self.preferences()).name or "").strip()
+        """How to call the follower: their own choice > the nickname they shared by web
+        authorization > profile nickname > operator's remark."""
+        prefs = await self.preferences()
+        chosen = (prefs.name or "").strip() or (prefs.wechat_name or "").strip()
         if chosen:
             return chosen
         profile = await self.profile()

@@ -20,6 +20,8 @@ class FakeFollower:
     subscribe_time: int = 1641364601
     subscribe_scene: str = "ADD_SCENE_SEARCH"
     tagid_list: tuple[int, ...] = ()
+    wechat_nickname: str = ""
+    """The nickname WeChat shows: `user/info` hides it, `sns/userinfo` gives it after consent."""
 
     def profile(self) -> dict[str, Any]:
         """The `user/info` answer for this follower, shaped like today's platform."""
@@ -50,11 +52,17 @@ class FakeFollower:
 
 
 DEMO_FOLLOWERS: tuple[FakeFollower, ...] = (
-    FakeFollower("o_demo_alice", nickname="Alice", language="en", subscribe_time=1500000000),
-    FakeFollower("o_demo_wang"),
-    FakeFollower("o_demo_lin", remark="林老師", tagid_list=(2,)),
-    FakeFollower("o_demo_sam", language=""),
-    FakeFollower("o_demo_gone", subscribe=0),
+    FakeFollower(
+        "o_demo_alice",
+        nickname="Alice",
+        language="en",
+        subscribe_time=1500000000,
+        wechat_nickname="Alice",
+    ),
+    FakeFollower("o_demo_wang", wechat_nickname="王小明"),
+    FakeFollower("o_demo_lin", remark="林老師", tagid_list=(2,), wechat_nickname="林曉"),
+    FakeFollower("o_demo_sam", language="", wechat_nickname="Sam 🌊"),
+    FakeFollower("o_demo_gone", subscribe=0, wechat_nickname="Gone"),
 )
 
 

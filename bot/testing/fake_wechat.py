@@ -1,8 +1,9 @@
 """A fake WeChat API server for tests, the demo and benchmarks (loopback only).
 
 It answers the endpoints the bot uses with the platform's shapes and checks (token issuance,
-profiles, customer-service sends, typing, and the operator APIs: menus, QR codes, media,
-templates and notices, the follower list, tags, the blacklist, quotas — one module each) and
+profiles, customer-service sends, typing, web authorization's authorize page, code exchange and
+sns/userinfo, and the operator APIs: menus, QR codes, media, templates and notices, the follower
+list, tags, the blacklist, quotas — one module each) and
 lets a test or another process inject faults: error codes, HTTP errors, dropped connections,
 latency and expired tokens. Control it in process through `FakeWeChat`'s methods or over HTTP
 under `/_fake/`.
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.testing import fake_media, fake_menus, fake_notices, fake_qrcodes, fake_users
+from bot.testing import fake_media, fake_menus, fake_notices, fake_oauth, fake_qrcodes, fake_users
 from bot.testing.fake_followers import DEMO_FOLLOWERS, FakeFollower, many_followers
 from bot.testing.fake_http import error as _error
 from bot.testing.fake_http import json_body as _json_body
@@ -49,6 +50,7 @@ ENDPOINTS = (
     *fake_media.ENDPOINTS,
     *fake_notices.ENDPOINTS,
     *fake_users.ENDPOINTS,
+    *fake_oauth.ENDPOINTS,
     "openapi_quota_get",
     "clear_quota",
     "clear_quota_v2",
@@ -113,10 +115,14 @@ class FakeWeChat:
         self.qrcodes = fake_qrcodes.FakeQRCodes(self._guard, clock)
         self.media = fake_media.FakeMedia(self._guard, clock)
         self.notices = fake_notices.FakeNotices(self._guard, self._followers, clock)
+        self.oauth = fake_oauth.FakeOAuth(
+            self._guard, self._followers, clock, app_id=app_id, app_secret=app_secret
+        )
         self._quota_cleared: collections.Counter[str] = collections.Counter()
         self.quota_clears = 0
         self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
-        for area in (self.users, self.menus, self.qrcodes, self.media, self.notices):
+        areas = (self.users, self.menus, self.qrcodes, self.media, self.notices, self.oauth)
+        for area in areas:
             self.app.add_routes(area.routes())
         self.app.add_routes(
             [

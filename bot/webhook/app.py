@@ -20,6 +20,7 @@ from bot.routing.dispatch import Dispatcher, Outcome, load_router
 from bot.routing.router import Route
 from bot.storage import open_storage
 from bot.storage.memory import MemoryStorage
+from bot.webauth.callback import add_web_authorization
 from bot.webhook.delivery import LateDelivery
 from bot.webhook.ledger import SUCCESS, ReplyLedger
 from bot.webhook.replay import ReplayGuard
@@ -51,6 +52,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post(config.webhook_path, receive)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    add_web_authorization(app, config)
     return app
 
 
