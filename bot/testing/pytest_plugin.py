@@ -8,11 +8,14 @@
 `wechat_bot(...)` serves the bot on a test server against the project's fake WeChat API
 (`bot.fake`: counters, sent customer-service messages, fault injection) and returns a
 simulator that signs — and in `mode="safe"` encrypts — every push like WeChat does.
+`wechat_bot(web_authorization=True)` serves it on a port known in advance, with web
+authorization on: the redirect URI points at the bot and the authorize page at the fake.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import socket
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.config import Config, load_config, with_overrides
 from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.simulator import Mode, WeChatSimulator
+from bot.webauth.settings import WebAuthorization
 from bot.webhook.app import create_app
 from bot.wechat.crypto import MessageCrypto
 
@@ -112,10 +116,18 @@ async def wechat_bot(
         config = load_config(config_file or _empty_config(tmp_path), env)
         if handlers is not None:
             settings["handlers"] = tuple(handlers)
+        port = None
+        if settings.get("web_authorization") is True:
+            port = _free_port()
+            settings["web_authorization"] = WebAuthorization(
+                enabled=True,
+                public_url=f"http://127.0.0.1:{port}",
+                oauth_base_url=env["WECHAT_API_BASE_URL"],
+            )
         if settings:
             config = with_overrides(config, **settings)
         app = create_app(config)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1", port=port))
         await client.start_server()
         started.append(client)
         crypto = MessageCrypto(config.encoding_aes_key, config.app_id) if mode != "plain" else None
@@ -133,6 +145,13 @@ async def wechat_bot(
         await client.close()
     for server in servers.values():
         await server.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _empty_config(tmp_path: Path) -> Path:

@@ -88,6 +88,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         state = flow.signer.verify(query.get("state", ""))
     except StateRefused as exc:
         log.warning("web authorization: callback refused: %s state", exc.reason)
+        language = exc.language or language
         return page(400, pages.EXPIRED if exc.reason == "expired" else pages.INVALID)
     language = state.language
     code = query.get("code", "")

@@ -29,11 +29,14 @@ MAX_STATE_LENGTH = 128
 
 
 class StateRefused(Exception):
-    """A `state` the callback must refuse; `reason` is `forged` or `expired`."""
+    """A `state` the callback must refuse; `reason` is `forged` or `expired`.
 
-    def __init__(self, reason: str) -> None:
+    `language` is the genuine state's language when it merely expired, else None."""
+
+    def __init__(self, reason: str, language: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.language = language
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class StateSigner:
             raise StateRefused("forged")
         expires = int(body[2:10], 16)
         if self._clock() >= expires:
-            raise StateRefused("expired")
+            raise StateRefused("expired", _LANGUAGES[lang])
         return VerifiedState(body[10:26], expires, _LANGUAGES[lang], body[26:42])
 
     def bound_to(self, state: VerifiedState, openid: str) -> bool:
