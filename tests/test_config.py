@@ -495,7 +495,14 @@ def test_greeting_falls_back_to_the_default_language() -> None:
 
 
 def test_settings_has_one_row_per_field() -> None:
-    assert [s.key for s in SETTINGS] == [f.name for f in fields(Config)]
+    # a section (web_authorization) is a row, then one row per sub-setting
+    top = [s.key for s in SETTINGS if "." not in s.key]
+    assert top == [f.name for f in fields(Config)]
+    section = [s.key for s in SETTINGS if s.key.startswith("web_authorization.")]
+    assert section == [
+        f"web_authorization.{name}"
+        for name in ("enabled", "public_url", "oauth_base_url", "state_ttl", "link_text")
+    ]
     assert all(s.doc for s in SETTINGS)
     by_key = {s.key: s for s in SETTINGS}
     assert by_key["port"].default == "8080"
@@ -517,6 +524,9 @@ def test_settings_has_one_row_per_field() -> None:
         "redis_url": "REDIS_URL",
         "log_format": "LOG_FORMAT",
         "log_level": "LOG_LEVEL",
+        "web_authorization.enabled": "BOT_WEB_AUTHORIZATION",
+        "web_authorization.public_url": "BOT_PUBLIC_URL",
+        "web_authorization.oauth_base_url": "WECHAT_OAUTH_BASE_URL",
     }
 
 

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis_fixtures
+from aiohttp.test_utils import TestClient, TestServer
+from redis_fixtures import delete_namespace
 from webauth_flow import callback_url, consent, link_in, open_page, state_of
 
 from bot.config import Config
 from bot.followers.store import Preferences
+from bot.testing.fake_wechat import FakeWeChat
 from bot.testing.pytest_plugin import BotFactory, BotUnderTest
+from bot.testing.simulator import WeChatSimulator
 from bot.webauth.settings import CALLBACK_PATH
 from bot.webauth.state import StateSigner
+from bot.webhook.app import create_app
 from bot.webhook.services import SERVICES
+
+redis_url = redis_fixtures.redis_url
 
 ACCOUNT = "Test Account"
 WANG = "o_demo_wang"
@@ -89,7 +99,9 @@ async def test_the_landing_page_speaks_the_followers_language(wechat_bot: BotFac
     assert text == "Tap here to let me call you by your WeChat name"
     landing = await consent(bot.session, href, "o_demo_sam")
     assert "Great, Sam 🌊!" in landing.text and 'lang="en"' in landing.text
-    assert (await bot.send_text("o_demo_sam", "hi")).content == f"Hello, Sam 🌊! Welcome to {ACCOUNT}."
+    assert (
+        await bot.send_text("o_demo_sam", "hi")
+    ).content == f"Hello, Sam 🌊! Welcome to {ACCOUNT}."
     href, text = link_in((await bot.send_text(WANG, "這個怎麼樣")).content)
     assert text == "點這裡，讓我用你的微信暱稱稱呼你"
     landing = await consent(bot.session, href, WANG)
@@ -147,7 +159,9 @@ async def test_name_precedence_and_forgetting_both_names(wechat_bot: BotFactory)
     assert (await bot.send_text(lin, "你好")).content == f"你好，林老師！欢迎关注{ACCOUNT}。"
     # and for a follower with no remark: back to the name-less greeting with the link
     await consent(bot.session, await link_for(bot), WANG)
-    assert (await bot.send_text(WANG, "forget my name")).content == "Done: I've forgotten your name."
+    assert (
+        await bot.send_text(WANG, "forget my name")
+    ).content == "Done: I've forgotten your name."
     reply = await bot.send_text(WANG, "你好")
     assert (reply.content or "").startswith(f"你好！欢迎关注{ACCOUNT}。\n<a href=")
     # an unfollow deletes everything
@@ -169,7 +183,9 @@ async def test_a_tampered_state_is_refused_before_any_call(
     state = state_of(href)
     flipped = state[:-1] + ("0" if state[-1] != "0" else "1")
     for bad in (flipped, state[:-2], "A" * 74, "", "x" * 129, "%00", state + "0"):
-        page = await open_page(bot.session, location.replace(state, bad) if bad else location.split("&state")[0])
+        page = await open_page(
+            bot.session, location.replace(state, bad) if bad else location.split("&state")[0]
+        )
         assert page.status == 400, bad
         assert "链接无效" in page.text
     assert bot.fake.counters["sns_access_token"] == 0
@@ -179,11 +195,16 @@ async def test_a_tampered_state_is_refused_before_any_call(
     assert (await open_page(bot.session, location)).status == 200
 
 
-async def test_an_expired_state_is_refused(wechat_bot: BotFactory, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_expired_state_is_refused(
+    wechat_bot: BotFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     bot = await wechat_bot(web_authorization=True)
     old = signer_of(bot.config, clock=1_000_000_000.0).issue(WANG, "en")
     code = bot.fake.oauth.issue_code(WANG)
-    page = await open_page(bot.session, f"{CALLBACK_PATH}?code={code}&state={old}".join([str(bot.client.make_url("")), ""]))
+    page = await open_page(
+        bot.session,
+        f"{CALLBACK_PATH}?code={code}&state={old}".join([str(bot.client.make_url("")), ""]),
+    )
     assert page.status == 400
     assert "This link has expired" in page.text
     assert bot.fake.counters["sns_access_token"] == 0
@@ -191,7 +212,9 @@ async def test_an_expired_state_is_refused(wechat_bot: BotFactory, caplog: pytes
     assert "expired state" in caplog.text
 
 
-async def test_a_reused_state_is_refused(wechat_bot: BotFactory, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_reused_state_is_refused(
+    wechat_bot: BotFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     bot = await wechat_bot(web_authorization=True)
     location = await callback_url(bot.session, await link_for(bot), WANG)
     assert (await open_page(bot.session, location)).status == 200
@@ -220,7 +243,9 @@ async def test_a_code_used_twice_is_refused_by_the_platform(
     second = await open_page(bot.session, f"{base}?code={code}&state={signer.issue(WANG, 'zh_CN')}")
     assert second.status == 400 and "授权没有完成" in second.text
     assert "code exchange failed: errcode 40163" in caplog.text
-    invalid = await open_page(bot.session, f"{base}?code=nonsense&state={signer.issue(WANG, 'zh_CN')}")
+    invalid = await open_page(
+        bot.session, f"{base}?code=nonsense&state={signer.issue(WANG, 'zh_CN')}"
+    )
     assert invalid.status == 400
     assert "code exchange failed: errcode 40029" in caplog.text
     assert await stored(bot, WANG) == Preferences()
@@ -301,3 +326,56 @@ async def test_odd_callbacks_are_4xx_never_500(wechat_bot: BotFactory, query: st
         assert response.headers["Content-Type"].startswith("text/html")
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert "script" not in (await response.text()).lower()
+
+
+# -- durable: after a restart, and on a second instance sharing Redis ---------------------------
+
+
+async def serve_again(
+    config: Config, port: int | None = None
+) -> tuple[TestClient[Any, Any], WeChatSimulator]:
+    """Another app from `config` on `port` (any when None), and a simulator signing pushes to it."""
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(config), port=port))
+    await client.start_server()
+    simulator = WeChatSimulator(
+        client.session, str(client.make_url(config.webhook_path)), token=config.token
+    )
+    return client, simulator
+
+
+async def test_the_nickname_survives_a_restart(wechat_bot: BotFactory) -> None:
+    bot = await wechat_bot(web_authorization=True)
+    assert (await consent(bot.session, await link_for(bot), WANG)).status == 200
+    await bot.client.close()  # the embedded store's SQLite file is closed with the app
+    client, simulator = await serve_again(bot.config)
+    try:
+        reply = await simulator.send_text(WANG, "你好")
+        assert reply.content == f"你好，{NICKNAME}！欢迎关注{ACCOUNT}。"
+    finally:
+        await client.close()
+
+
+async def test_a_second_instance_on_redis_greets_by_the_nickname(
+    wechat_bot: BotFactory, redis_url: str
+) -> None:
+    fake = FakeWeChat(app_id=f"wx_webauth_{uuid.uuid4().hex[:8]}", app_secret="fake_secret")
+    try:
+        first = await wechat_bot(fake=fake, web_authorization=True, redis_url=redis_url)
+        client, second = await serve_again(first.config)
+        try:
+            # the link from one instance, the callback on it, the greeting on the other
+            href = await link_for(first)
+            location = await callback_url(first.session, href, WANG)
+            assert (await open_page(first.session, location)).status == 200
+            reply = await second.send_text(WANG, "你好")
+            assert reply.content == f"你好，{NICKNAME}！欢迎关注{ACCOUNT}。"
+            # the state's single use holds across instances: a replay on the second is refused
+            public = first.config.web_authorization.public_url
+            on_second = location.replace(public, str(client.make_url("")).rstrip("/"))
+            assert on_second != location
+            replay = await open_page(second.session, on_second)
+            assert replay.status == 400 and "链接已用过" in replay.text
+        finally:
+            await client.close()
+    finally:
+        await delete_namespace(redis_url, f"wechat-bot:{fake.app_id}")

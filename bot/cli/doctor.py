@@ -3,8 +3,9 @@
 It loads the settings as `serve` would, shows them with secrets masked, asks the real token
 endpoint for a token (never printing it) and explains the answer in plain words: a wrong AppID
 or AppSecret, an IP missing from the whitelist, a frozen secret, the daily quota, or a network
-that cannot reach the API. With Redis configured it pings Redis too. Exit code: 0 when all is
-well, 1 on any problem, 2 when the configuration itself is invalid.
+that cannot reach the API. With Redis configured it pings Redis too; with web authorization
+on it says what the console needs (the 网页授权域名, an https public URL, the account type).
+Exit code: 0 when all is well, 1 on any problem, 2 when the configuration itself is invalid.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bot.client.tokens import TokenError
 from bot.config import Config, ConfigError, load_config
 from bot.routing.dispatch import load_router
 from bot.storage import MemoryStorage, RedisStorage, StorageUnavailable, masked_url
+from bot.webauth.guidance import web_authorization_report
 
 OK = "✓"
 PROBLEM = "✗"
@@ -86,6 +88,9 @@ async def check_config(
             NOTE,
             "no EncodingAESKey: plaintext mode only (set WECHAT_ENCODING_AES_KEY for safe mode)",
         )
+    for mark, line in web_authorization_report(config):
+        say(mark, line)
+        results.append((mark, line))
     return EXIT_PROBLEM if any(mark == PROBLEM for mark, _ in results) else EXIT_OK
 
 

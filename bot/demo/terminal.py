@@ -7,7 +7,9 @@ typed line through the real HTTP path as a signed push from a demo follower.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from bot.config import Config, load_config
+from bot.config import Config, load_config, with_overrides
 from bot.demo.session import (
     DEMO_AES_KEY,
     DEMO_APP_ID,
@@ -52,6 +54,24 @@ def demo_config(config_path: str | None, fake_url: str, data_dir: str, safe: boo
     return load_config(config_path, env)
 
 
+def with_demo_web_authorization(config: Config, bot_port: int, fake_url: str) -> Config:
+    """`config` with web authorization on against the fake's consent page (the web demo)."""
+    section = dataclasses.replace(
+        config.web_authorization,
+        enabled=True,
+        public_url=f"http://127.0.0.1:{bot_port}",
+        oauth_base_url=fake_url,
+    )
+    return with_overrides(config, web_authorization=section)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 async def run_demo(
     *, config_path: str | None, port: int, safe: bool, web_page: bool, interactive: bool
 ) -> int:
@@ -64,6 +84,10 @@ async def run_demo(
     fake_runner, fake_url = await start_fake_wechat(fake=fake)
     with tempfile.TemporaryDirectory(prefix="wechat-bot-demo-") as data_dir:
         config = demo_config(config_path, fake_url, data_dir, safe)
+        page_port = 0 if port == 0 else port + 1
+        if web_page:  # the page can walk web authorization through the fake's consent screen
+            port = port or _free_port()
+            config = with_demo_web_authorization(config, port, fake_url)
         runner = web.AppRunner(create_app(config), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)
@@ -90,7 +114,7 @@ async def run_demo(
 
                     return await serve_emulator(
                         demo,
-                        port=0 if port == 0 else port + 1,
+                        port=page_port,
                         account_name=config.account_name,
                         menu=configured_menu(config),
                     )

@@ -154,7 +154,14 @@ class FakeOAuth:
             return self._redirect(query, user, "snsapi_base", snapshot)  # silent: no consent
         hidden = "".join(
             f'<input type="hidden" name="{name}" value="{html.escape(query.get(name, ""))}">'
-            for name in ("appid", "redirect_uri", "response_type", "scope", "state", "fake_snapshot")
+            for name in (
+                "appid",
+                "redirect_uri",
+                "response_type",
+                "scope",
+                "state",
+                "fake_snapshot",
+            )
         )
         if user in self._followers:
             who = (
