@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from bot import SKIP, Context, Message, Router, Skip, StorageUnavailable, normalize_language
+from bot.followers.names import NAME_QUESTION, NAME_STATEMENT, spoken_name
 from bot.webauth.links import consent_link, signer_for
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
@@ -20,10 +21,6 @@ router = Router("greeting")
 
 MAX_NAME_LENGTH = 32
 
-_NAME_COMMAND = re.compile(
-    r"^\s*(?:请叫我|請叫我|叫我|call\s+me|please\s+call\s+me|my\s+name\s+is)\s*[:：]?\s*(?P<name>.*?)\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
 _LANGUAGE_COMMAND = re.compile(
     r"^\s*(?:(?:language|lang)(?:\s+|\s*[:：]\s*|$)|(?:语言|語言)\s*[:：]?\s*)(?P<value>.*?)\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -38,9 +35,6 @@ _FORGET_NAME_COMMAND = re.compile(
     r"|^\s*(?:please\s+)?forget\s+my\s+(?:nick)?name(?:\s+please)?\s*[.!]?\s*$",
     re.IGNORECASE,
 )
-# Punctuation a follower may put around a name: "叫我「小王」！", "call me Sam."
-_NAME_TRIM = "\"'“”‘’「」『』《》()（）[]【】.,!?;:。，！？；：~～…·- \t\r\n"
-
 _CONFIRM_NAME = {
     "zh_CN": "好的，以后就叫你{name}。",
     "zh_TW": "好的，以後就叫你{name}。",
@@ -76,6 +70,17 @@ _NAMES_FORGOTTEN = {
     "zh_TW": "好的，我已經忘記你的暱稱。",
     "en": "Done: I've forgotten your name.",
 }
+_YOUR_NAME = {
+    "zh_CN": "我现在叫你{name}。想换一个，发送“叫我”加上新名字；发送“忘记我的昵称”就不再用它。",
+    "zh_TW": "我現在叫你{name}。想換一個，發送「叫我」加上新名字；發送「忘記我的暱稱」就不再用它。",
+    "en": 'I call you {name}. To change it, send "call me" and a new name; '
+    '"forget my name" drops it.',
+}
+_NO_NAME_YET = {
+    "zh_CN": "我还不知道怎么称呼你。发送“叫我”加上名字，例如：叫我小王",
+    "zh_TW": "我還不知道怎麼稱呼你。發送「叫我」加上名字，例如：叫我小王",
+    "en": 'I don\'t know your name yet. Send "call me" and a name, for example: call me Sam',
+}
 _NOT_SAVED = {
     "zh_CN": "抱歉，现在没能保存你的设置，请稍后再试。",
     "zh_TW": "抱歉，現在沒能保存你的設定，請稍後再試。",
@@ -83,12 +88,28 @@ _NOT_SAVED = {
 }
 
 
-@router.text(_NAME_COMMAND)
-async def set_name(msg: Message, ctx: Context) -> str:
-    """ "叫我小王" / "請叫我小王" / "call me Sam": remember the name and confirm it."""
+@router.text(NAME_QUESTION)
+async def tell_name(msg: Message, ctx: Context) -> str:
+    """ "我叫什么？" / "what's my name?": the name the bot uses, and how to change it."""
     language = await ctx.language()
-    raw = ctx.match["name"] if ctx.match else ""
-    name = " ".join(raw.strip(_NAME_TRIM).split())
+    name = await ctx.name()
+    if name:
+        return _YOUR_NAME[language].format(name=name)
+    if ctx.config.web_authorization.enabled:
+        link = consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+        return f"{_NO_NAME_YET[language]}\n{link}"
+    return _NO_NAME_YET[language]
+
+
+@router.text(NAME_STATEMENT)
+async def set_name(msg: Message, ctx: Context) -> str | Skip:
+    """ "叫我小王" / "我叫小王" / "以後叫我小王吧" / "call me Sam" / "I go by Sam": remember the
+    name and confirm it; an ordinary sentence ("我叫了外卖", "call me back") is left alone."""
+    loose = bool(ctx.match and ctx.match["loose"])
+    name = spoken_name(ctx.match["name"] if ctx.match else "")
+    if name is None or (loose and (not name or len(name) > MAX_NAME_LENGTH)):
+        return SKIP  # the greeting (or a later handler) answers it
+    language = await ctx.language()
     if not name:
         return _NAME_MISSING[language]
     if len(name) > MAX_NAME_LENGTH:

@@ -13,6 +13,7 @@ from conftest import WallClock
 
 from bot.cli.doctor import check_config
 from bot.config import SETTINGS, ConfigError, load_config
+from bot.demo.terminal import demo_config, with_demo_web_authorization
 from bot.testing.fake_wechat import FakeWeChat
 from bot.webauth.client import clean_nickname
 from bot.webauth.guidance import PROBLEM, web_authorization_report
@@ -370,3 +371,21 @@ async def test_userinfo_gives_the_real_nickname_for_the_tokens_openid(
     expired = await sns(client, "/sns/userinfo", access_token=token, openid="o_demo_wang")
     assert expired["errcode"] == 42001
     assert fake.counters["sns_userinfo"] == 5
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Greeting by the real WeChat nickname", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = load(tmp_path, block)
+    assert config.web_authorization.enabled
+    assert config.web_authorization.redirect_uri == "https://bot.example.com/oauth/callback"
+
+
+def test_the_web_demo_turns_it_on_against_the_fake(tmp_path: Path) -> None:
+    config = demo_config(None, "http://127.0.0.1:9999", str(tmp_path), safe=False)
+    assert not config.web_authorization.enabled
+    demo = with_demo_web_authorization(config, 8123, "http://127.0.0.1:9999")
+    assert demo.web_authorization.enabled
+    assert demo.web_authorization.redirect_uri == "http://127.0.0.1:8123/oauth/callback"
+    assert authorize_url(demo, "s").startswith("http://127.0.0.1:9999/connect/oauth2/authorize?")
