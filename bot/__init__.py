@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from bot.client.errors import LimitError, WeChatAPIError
 from bot.followers.language import LANGUAGES, normalize_language
+from bot.followers.names import NAME_QUESTION, NAME_STATEMENT, spoken_name
 from bot.routing.context import Context
 from bot.routing.router import SKIP, Router, Skip
 from bot.storage.base import StorageUnavailable
+from bot.webauth.links import consent_link
 from bot.wechat.messages import (
     ClickEvent,
     Event,
@@ -44,6 +46,8 @@ from bot.wechat.replies import (
 
 __all__ = [
     "LANGUAGES",
+    "NAME_QUESTION",
+    "NAME_STATEMENT",
     "SKIP",
     "Article",
     "ClickEvent",
@@ -77,5 +81,7 @@ __all__ = [
     "VoiceMessage",
     "VoiceReply",
     "WeChatAPIError",
+    "consent_link",
     "normalize_language",
+    "spoken_name",
 ]

@@ -12,9 +12,19 @@ from __future__ import annotations
 
 import re
 
-from bot import SKIP, Context, Message, Router, Skip, StorageUnavailable, normalize_language
-from bot.followers.names import NAME_QUESTION, NAME_STATEMENT, spoken_name
-from bot.webauth.links import consent_link, signer_for
+from bot import (
+    NAME_QUESTION,
+    NAME_STATEMENT,
+    SKIP,
+    Context,
+    Message,
+    Router,
+    Skip,
+    StorageUnavailable,
+    consent_link,
+    normalize_language,
+    spoken_name,
+)
 
 # Task-free: nothing here asks for its task (a profile is fetched in a task of its own).
 router = Router("greeting")
@@ -96,7 +106,7 @@ async def tell_name(msg: Message, ctx: Context) -> str:
     if name:
         return _YOUR_NAME[language].format(name=name)
     if ctx.config.web_authorization.enabled:
-        link = consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+        link = consent_link(ctx.config, ctx.openid, language)
         return f"{_NO_NAME_YET[language]}\n{link}"
     return _NO_NAME_YET[language]
 
@@ -127,7 +137,7 @@ async def use_wechat_name(msg: Message, ctx: Context) -> str:
     language = await ctx.language()
     if not ctx.config.web_authorization.enabled:
         return _WEB_AUTHORIZATION_OFF[language]
-    return consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+    return consent_link(ctx.config, ctx.openid, language)
 
 
 @router.text(_FORGET_NAME_COMMAND)
@@ -179,6 +189,6 @@ async def greeting_for(ctx: Context) -> str:
         return templates.with_name.format(name=name, account=account)
     greeting = templates.without_name.format(account=account)
     if ctx.config.web_authorization.enabled:
-        link = consent_link(ctx.config, signer_for(ctx.config), ctx.openid, language)
+        link = consent_link(ctx.config, ctx.openid, language)
         return f"{greeting}\n{link}"
     return greeting

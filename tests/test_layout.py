@@ -24,6 +24,7 @@ ORDER = [
     "bot.testing",
     "bot.server",
     "bot.webhook",
+    "bot.webauth",
     "bot.routing",
     "bot.followers",
     "bot.client",

@@ -17,7 +17,7 @@ from bot.demo.terminal import demo_config, with_demo_web_authorization
 from bot.testing.fake_wechat import FakeWeChat
 from bot.webauth.client import clean_nickname
 from bot.webauth.guidance import PROBLEM, web_authorization_report
-from bot.webauth.links import authorize_url, consent_link, signer_for
+from bot.webauth.links import authorize_url, consent_link
 from bot.webauth.pages import INVALID, STORED, render_page
 from bot.webauth.state import StateRefused, StateSigner
 
@@ -143,7 +143,7 @@ def test_the_link_is_the_platforms_authorize_url(tmp_path: Path) -> None:
         "&redirect_uri=https%3A%2F%2Fb.example%2Foauth%2Fcallback&response_type=code"
         "&scope=snsapi_userinfo&state=abc123#wechat_redirect"
     )
-    link = consent_link(config, signer_for(config), "o_a", "en")
+    link = consent_link(config, "o_a", "en")
     assert link.startswith('<a href="https://open.weixin.qq.com/connect/oauth2/authorize?')
     assert link.endswith('">Tap here to let me call you by your WeChat name</a>')
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,7 @@ import pytest
 import redis_fixtures
 from aiohttp.test_utils import TestClient, TestServer
 from redis_fixtures import delete_namespace
+from support import served_bot
 from webauth_flow import callback_url, consent, link_in, open_page, state_of
 
 from bot.config import Config
@@ -379,3 +381,20 @@ async def test_a_second_instance_on_redis_greets_by_the_nickname(
             await client.close()
     finally:
         await delete_namespace(redis_url, f"wechat-bot:{fake.app_id}")
+
+
+async def test_the_served_process_routes_the_callback_past_the_fast_path(tmp_path: Path) -> None:
+    fake = FakeWeChat(app_id="wx_fake_app", app_secret="fake_secret")
+    env = {"BOT_WEB_AUTHORIZATION": "true", "BOT_PUBLIC_URL": "https://bot.example.com"}
+    async with served_bot(fake, tmp_path, **env) as served:
+        reply = await served.simulator().send_text(WANG, "用微信昵称")
+        href, _ = link_in(reply.content)
+        assert "redirect_uri=https%3A%2F%2Fbot.example.com%2Foauth%2Fcallback" in href
+        state = state_of(href)
+        forged = state[:-1] + ("0" if state[-1] != "0" else "1")
+        async with served.session.get(
+            f"{served.base}{CALLBACK_PATH}", params={"state": forged, "code": "c"}
+        ) as response:
+            assert response.status == 400
+            assert "链接无效" in await response.text()
+        assert "callback refused: forged state" in served.log()

@@ -12,20 +12,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from bot.config import Config
-from bot.storage.base import StorageUnavailable
+from bot.followers.store import FollowerStore
+from bot.storage.base import Storage, StorageUnavailable
 from bot.webauth import pages
 from bot.webauth.client import UNREACHABLE, OAuthClient, OAuthError
 from bot.webauth.links import signer_for
 from bot.webauth.settings import CALLBACK_PATH
 from bot.webauth.state import StateRefused, StateSigner
-from bot.webhook.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,23 @@ _USERINFO_LANG = {"zh_CN": "zh_CN", "zh_TW": "zh_TW", "en": "en"}
 
 @dataclass(frozen=True, slots=True)
 class WebAuthorizationService:
-    """What the callback needs beside the webhook's services: the signer and the client."""
+    """What the callback works with: the signer, the client and the bot's own stores."""
 
+    config: Config
     signer: StateSigner
     client: OAuthClient
+    storage: Storage
+    followers: FollowerStore
 
 
 WEB_AUTHORIZATION = web.AppKey("web_authorization", WebAuthorizationService)
+Stores = Callable[[web.Application], tuple[Storage, FollowerStore]]
+"""How the callback finds the webhook's store once the app has started (`bot.webhook.app`)."""
 
 
-def add_web_authorization(app: web.Application, config: Config) -> None:
-    """Serve the callback on `app` (when `web_authorization.enabled`), with its own session."""
+def add_web_authorization(app: web.Application, config: Config, stores: Stores) -> None:
+    """Serve the callback on `app` (when `web_authorization.enabled`), with its own session;
+    `stores` is called at start-up, after the webhook's services opened."""
     if not config.web_authorization.enabled:
         return
 
@@ -63,7 +69,10 @@ def add_web_authorization(app: web.Application, config: Config) -> None:
             base_url=config.api_base_url,
             timeout=config.api_timeout,
         )
-        app[WEB_AUTHORIZATION] = WebAuthorizationService(signer_for(config), client)
+        storage, followers = stores(app)
+        app[WEB_AUTHORIZATION] = WebAuthorizationService(
+            config, signer_for(config), client, storage, followers
+        )
         try:
             yield
         finally:
@@ -75,10 +84,9 @@ def add_web_authorization(app: web.Application, config: Config) -> None:
 
 async def oauth_callback(request: web.Request) -> web.Response:
     """Verify the state, exchange the code, store the nickname; a page either way."""
-    services = request.app[SERVICES]
     flow = request.app[WEB_AUTHORIZATION]
-    account = services.config.account_name
-    language = services.config.default_language
+    account = flow.config.account_name
+    language = flow.config.default_language
 
     def page(status: int, text: pages.PageText, name: str = "") -> web.Response:
         return pages.page_response(status, text, language, account, name)
@@ -100,7 +108,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         return page(400, pages.INVALID)
     try:
         ttl = max(1.0, state.expires_at - time.time() + _CLAIM_SLACK)
-        fresh = await services.storage.add(_USED_PREFIX + state.nonce, b"1", ttl)
+        fresh = await flow.storage.add(_USED_PREFIX + state.nonce, b"1", ttl)
     except StorageUnavailable:
         log.warning("web authorization: the store is unavailable; nothing stored")
         return page(503, pages.UNAVAILABLE)
@@ -133,7 +141,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         log.info("web authorization: sns/userinfo gave no nickname; nothing stored")
         return page(200, pages.NO_NICKNAME)
     try:
-        await services.followers.set_wechat_name(openid, nickname)
+        await flow.followers.set_wechat_name(openid, nickname)
     except StorageUnavailable:
         log.warning("web authorization: the store is unavailable; nothing stored")
         return page(503, pages.UNAVAILABLE)

@@ -32,7 +32,8 @@ def _signer(app_id: str, app_secret: str, ttl: float) -> StateSigner:
     return StateSigner(app_id, app_secret, ttl)
 
 
-def consent_link(config: Config, signer: StateSigner, openid: str, language: str) -> str:
-    """The chat's one-line link (an `<a>` WeChat shows as a tappable text) for `openid`."""
-    url = authorize_url(config, signer.issue(openid, language))
+def consent_link(config: Config, openid: str, language: str) -> str:
+    """The chat's one-line link (an `<a>` WeChat shows as a tappable text) for `openid`, whose
+    pages will speak `language`; pure CPU, no storage (the state is signed, not stored)."""
+    url = authorize_url(config, signer_for(config).issue(openid, language))
     return f'<a href="{url}">{config.web_authorization.text_of_link(language)}</a>'

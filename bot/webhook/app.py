@@ -52,7 +52,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post(config.webhook_path, receive)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    add_web_authorization(app, config)
+    add_web_authorization(app, config, lambda app: (app[SERVICES].storage, app[SERVICES].followers))
     return app
 
 
