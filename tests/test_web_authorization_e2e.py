@@ -82,6 +82,9 @@ async def test_a_nameless_follower_taps_the_link_allows_and_is_greeted_by_nickna
     assert "回到聊天吧" in landing.text
     assert 'name="viewport"' in landing.text and 'lang="zh-Hans"' in landing.text
     assert await stored(bot, WANG) == Preferences(None, None, NICKNAME)
+    # the follower's record holds the nickname alone: no token, no code
+    record = await bot.app[SERVICES].storage.get_record(f"follower:{WANG}")
+    assert record == {"pref:wechat_name": NICKNAME}
 
     again = await bot.send_text(WANG, "你好")
     assert again.content == f"你好，{NICKNAME}！欢迎关注{ACCOUNT}。"
