@@ -143,11 +143,7 @@ class FakeOAuth:
             return answer
         query = request.query
         if code := self._request_error(query):
-            return _page(
-                "出错了 · Something went wrong",
-                f"<p class=err>{code} {html.escape(PAGE_ERRORS[code])}</p>",
-                400,
-            )
+            return _error_page(f"{code} {PAGE_ERRORS[code]}")
         user = query.get("fake_user", "")
         snapshot = query.get("fake_snapshot") == "1"
         if query["scope"] == "snsapi_base" and user:
@@ -193,14 +189,10 @@ class FakeOAuth:
         form = await request.post()
         query = {k: v for k, v in form.items() if isinstance(v, str)}
         if code := self._request_error(query):
-            return _page(
-                "出错了 · Something went wrong",
-                f"<p class=err>{code} {html.escape(PAGE_ERRORS[code])}</p>",
-                400,
-            )
+            return _error_page(f"{code} {PAGE_ERRORS[code]}")
         user = query.get("fake_user", "")
         if user not in self._followers:
-            return _page("出错了 · Something went wrong", "<p class=err>unknown user</p>", 400)
+            return _error_page("unknown user")
         if query.get("decision") != "allow":
             return _location(query["redirect_uri"], {"state": query.get("state", "")})
         return self._redirect(query, user, query["scope"], query.get("fake_snapshot") == "1")
@@ -314,6 +306,11 @@ _PAGE_STYLE = (
     "button{display:block;width:184px;margin:12px auto;padding:10px;border:0;border-radius:8px;"
     "font-size:17px}.allow{background:#07c160;color:#fff}.deny{background:#f2f2f2;color:#06ae56}"
 )
+
+
+def _error_page(problem: str) -> web.Response:
+    """WeChat's page for a bad authorize request ("出错了"), with the platform's number."""
+    return _page("出错了 · Something went wrong", f"<p class=err>{html.escape(problem)}</p>", 400)
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
