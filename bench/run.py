@@ -74,16 +74,16 @@ Driver = Literal["auto", "wrk", "aiohttp"]
 class BenchOptions:
     """How long, how hard, with what."""
 
-    duration: float = 10.0  # per round
+    duration: float = 8.0  # per round
     warmup: float = 5.0
-    rounds: int = 3  # bare and bot take turns, so a busy neighbour hits both alike
+    rounds: int = 5  # the servers take turns, so a busy neighbour hits all alike; median of 5
     connections: int = 64
     # One wrk thread: wrk loads thread k+1's requests while thread k already sends, outside
     # the timed window, which inflated req/s by ~10 % with 2 threads; one thread does 50k req/s.
     threads: int = 1
-    # Per mode: a bot answering 30k req/s uses ~1.05M in the warm-up and three rounds; a line
+    # Per mode: a bot answering 30k req/s uses ~1.35M in the warm-up and five rounds; a line
     # sent twice is a retry (answered from the ledger, faster), which would flatter the bot.
-    requests: int = 1_200_000
+    requests: int = 1_600_000
     followers: int = 500
     driver: Driver = "auto"
     pin: bool = True
