@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import urlencode
@@ -1306,6 +1307,40 @@ async def test_a_batch_waiting_for_its_shared_claim_holds_its_pushes_then_answer
         assert_greeting(served, (await answers_on(transport))[0], f"o_held_{run}_{i}")
         assert protocol.task is None
     assert batch_sizes == [3]
+
+
+async def test_batches_read_while_a_shared_claim_is_in_flight_go_together_in_the_next(
+    serve: Serve, redis_url: str, monkeypatch: pytest.MonkeyPatch, batch_sizes: list[int]
+) -> None:
+    served = await serve(redis_url=redis_url)
+    storage = served.fast.services.storage
+    gate = asyncio.Event()
+    claimed: list[int] = []
+    claim_pushes = storage.claim_pushes
+
+    async def gated_claims(
+        claims: Sequence[PushClaim], terms: ClaimTerms, writes: Sequence[tuple[str, bytes]] = ()
+    ) -> list[PushClaimed]:
+        claimed.append(len(claims))
+        await gate.wait()
+        return await claim_pushes(claims, terms, writes)
+
+    monkeypatch.setattr(storage, "claim_pushes", gated_claims)
+    run = uuid.uuid4().hex[:8]
+    connections = fake_connections(served, 7)
+    for n, group in enumerate((connections[:3], connections[3:5], connections[5:])):
+        for i, (protocol, _) in enumerate(group):
+            protocol.data_received(served.push(openid=f"o_{run}_{n}_{i}", nonce=f"{run}{n}{i}"))
+        await eventually(partial(lambda want: len(batch_sizes) == want, n + 1))  # one a batch
+    await asyncio.sleep(0.05)
+    assert batch_sizes == [3, 2, 2]
+    assert claimed == [3]  # the first in flight; the two batches after it wait
+    gate.set()
+    await eventually(lambda: all(transport.data for _, transport in connections))
+    assert claimed == [3, 4]  # the two waiting batches in one claim
+    for n, group in enumerate((connections[:3], connections[3:5], connections[5:])):
+        for i, (_, transport) in enumerate(group):
+            assert_greeting(served, (await answers_on(transport))[0], f"o_{run}_{n}_{i}")
 
 
 async def test_shutdown_waits_for_a_held_push_that_goes_on_to_wait_for_its_handler(
