@@ -184,6 +184,24 @@ class Config:
         default=60.0,
         metadata=_setting("Seconds a late reply keeps retrying its customer-service send."),
     )
+    customer_service: str = field(
+        default="auto",
+        metadata=_setting(
+            "`auto`, `on` or `off`: whether late answers use the customer-service API; `auto`"
+            " turns it off by itself when the platform answers 48001 (unverified account).",
+            "BOT_CUSTOMER_SERVICE",
+        ),
+    )
+    pending_ttl: float = field(
+        default=172800.0,
+        metadata=_setting(
+            "Seconds an undelivered answer waits for the follower's next message before it expires."
+        ),
+    )
+    pending_per_follower: int = field(
+        default=10,
+        metadata=_setting("Answers kept waiting per follower (the oldest goes first)."),
+    )
     shutdown_grace: float = field(
         default=10.0, metadata=_setting("Seconds to finish in-flight work on SIGTERM.")
     )
@@ -471,6 +489,7 @@ def validate(config: Config) -> None:
         "delivery_deadline",
         "profile_cache_ttl",
         "redis_timeout",
+        "pending_ttl",
     )
     for key in positive:
         if getattr(config, key) <= 0:
@@ -489,9 +508,12 @@ def validate(config: Config) -> None:
         "nonce_cache_size",
         "max_body_bytes",
         "storage_max_entries",
+        "pending_per_follower",
     ):
         if getattr(config, key) < 1:
             raise ConfigError(key, "must be at least 1")
+    if config.customer_service not in ("auto", "on", "off"):
+        raise ConfigError("customer_service", "must be auto, on or off")
     if config.dedup_ttl < 30:
         raise ConfigError("dedup_ttl", "must be at least 30 seconds (WeChat retries for 15)")
     if config.timestamp_window < 0:

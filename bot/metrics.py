@@ -60,8 +60,26 @@ class Metrics:
         )
         self.deliveries = Counter(
             "wechat_bot_customer_service_deliveries",
-            "Late replies by outcome (delivered, failed, dropped, unsupported).",
+            "Late replies by outcome (delivered, failed, dropped, unsupported, pending).",
             ["outcome"],
+            registry=r,
+        )
+        self.pending_answers = Counter(
+            "wechat_bot_pending_answers",
+            "Answers waiting for the follower's next message, by outcome (kept, expired,"
+            " dropped, given_passive).",
+            ["outcome"],
+            registry=r,
+        )
+        self.recovered = Counter(
+            "wechat_bot_recovered_messages",
+            "Accepted messages found unfinished after a crash, by outcome (sent, rerun, dropped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.journal_entries = Gauge(
+            "wechat_bot_journal_entries",
+            "Accepted messages of this instance whose answer is not settled yet.",
             registry=r,
         )
         self.redis_calls = Counter(
@@ -103,6 +121,10 @@ class Metrics:
     def on_delivery(self, outcome: str) -> None:
         """Count one late delivery's outcome."""
         self.deliveries.labels(outcome).inc()
+
+    def on_pending(self, outcome: str) -> None:
+        """Count one waiting answer's step."""
+        self.pending_answers.labels(outcome).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

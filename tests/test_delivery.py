@@ -105,7 +105,7 @@ async def test_final_errcode_is_dropped_after_one_attempt(
     assert harness.api.sent == []
     assert harness.outcomes == ["dropped"]
     assert [r.getMessage() for r in caplog.records] == [
-        f"late reply dropped: errcode={errcode} error {errcode}"
+        f"late reply dropped: errcode={errcode} error {errcode} (handler -)"
     ]
 
 
@@ -119,7 +119,7 @@ async def test_deadline_stops_retries(caplog: pytest.LogCaptureFixture) -> None:
     (record,) = caplog.records
     attempts = len(harness.api.attempts)
     assert record.getMessage() == (
-        f"late reply not delivered after {attempts} attempts: errcode=-1 error -1"
+        f"late reply not delivered after {attempts} attempts: errcode=-1 error -1 (handler -)"
     )
 
 
@@ -140,7 +140,7 @@ async def test_unsupported_reply_is_logged_and_counted(caplog: pytest.LogCapture
     assert harness.api.attempts == []
     assert [r.getMessage() for r in caplog.records] == [
         "late reply of type TransferCustomerServiceReply cannot be sent through the "
-        "customer-service API; dropped"
+        "customer-service API; dropped (handler -)"
     ]
 
 

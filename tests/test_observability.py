@@ -141,8 +141,8 @@ async def play_sequence(bot: BotUnderTest, fake: FakeWeChat, marker: str) -> Pla
     await wait_for_metric(
         bot, "wechat_bot_customer_service_deliveries_total", 1, outcome="delivered"
     )
-    # 7. late, refused for good by the platform (45015: reply window passed)
-    fake.fail_with_errcode("custom_send", 45015, errmsg="response out of time limit")
+    # 7. late, refused for good by the platform (43004: not a follower any more)
+    fake.fail_with_errcode("custom_send", 43004, errmsg="require subscribe")
     assert await text("o_demo_wang", f"slow 1.2 late two {marker}", None, "late") is None
     await wait_for_metric(bot, "wechat_bot_customer_service_deliveries_total", 1, outcome="dropped")
     # 8. late, the platform down until the delivery deadline passes
@@ -224,7 +224,7 @@ async def test_metrics_after_a_known_sequence(
         ("user_info", "0"): 3,  # wang, alice, lin
         ("user_info", "42001"): 1,  # lin's first try, with the expired token
         ("custom_send", "0"): 1,
-        ("custom_send", "45015"): 1,
+        ("custom_send", "43004"): 1,
         ("custom_send", "-2"): 1,  # HTTP 503, counted as a transport failure
     }
     assert value(m, "wechat_bot_upstream_seconds_count", endpoint="user_info") == 4

@@ -122,17 +122,37 @@ async def test_token_rejected_once_is_refreshed_and_the_call_retried(
     assert fake_wechat.counters["user_info"] == 2
 
 
-async def test_late_reply_that_cannot_be_sent_is_logged_not_lost_silently(
+async def test_late_reply_refused_by_the_platform_is_logged_not_lost_silently(
     wechat_bot: BotFactory, fake_wechat: FakeWeChat
 ) -> None:
     bot = await wechat_bot(handlers=SAMPLES, reply_budget=0.2, profile_timeout=0.1)
-    fake_wechat.fail_with_errcode("custom_send", 45015, times=1)
+    fake_wechat.fail_with_errcode("custom_send", 43004, times=1)
     assert (await bot.send_text("o_demo_wang", "slow 0.5", msg_id="880005")).is_success
     await _wait_for(lambda: fake_wechat.counters["custom_send"] == 1, 5.0)
     await asyncio.sleep(0.2)
     assert fake_wechat.sent == []
     metrics = await (await bot.client.get("/metrics")).text()
     assert 'wechat_bot_customer_service_deliveries_total{outcome="dropped"} 1.0' in metrics
+
+
+async def test_late_reply_over_the_window_waits_for_the_next_message(
+    wechat_bot: BotFactory, fake_wechat: FakeWeChat
+) -> None:
+    """45015 (reply window passed): the follower's next message reopens it and carries it."""
+    bot = await wechat_bot(handlers=SAMPLES, reply_budget=0.2, profile_timeout=0.1)
+    fake_wechat.fail_with_errcode("custom_send", 45015, times=1)
+    assert (await bot.send_text("o_demo_wang", "slow 0.5", msg_id="880015")).is_success
+    await _wait_for(lambda: fake_wechat.counters["custom_send"] == 1, 5.0)
+    await asyncio.sleep(0.2)
+    assert fake_wechat.sent == []
+    metrics = await (await bot.client.get("/metrics")).text()
+    assert 'wechat_bot_customer_service_deliveries_total{outcome="pending"} 1.0' in metrics
+    reply = await bot.send_text("o_demo_wang", "slow 0", msg_id="880016")
+    assert reply.content == "done after 0.5s\n\ndone after 0s"
+    assert (await bot.send_text("o_demo_wang", "slow 0", msg_id="880017")).content == (
+        "done after 0s"
+    )
+    assert fake_wechat.sent == []
 
 
 async def test_transient_customer_service_failures_are_retried(

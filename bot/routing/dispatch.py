@@ -47,6 +47,15 @@ class Dispatcher:
                 self._by_type[msg_type] = found
         return found
 
+    def route_for(self, msg: Message) -> Route | None:
+        """The first route matching `msg` (the one its handler runs in, unless it skips)."""
+        return next((r for r in self._candidates(msg.msg_type) if r.match(msg) is not False), None)
+
+    def handler_for(self, msg: Message) -> str | None:
+        """The name of `route_for(msg)`'s handler (for log lines about a running message)."""
+        route = self.route_for(msg)
+        return route.name if route is not None else None
+
     async def dispatch(self, msg: Message, ctx: Context) -> Outcome:
         """Handle `msg`; never raises for a handler's failure."""
         if isinstance(msg, UnsubscribeEvent):

@@ -62,6 +62,7 @@ class Route:
     event: str | None = None  # for `router.event` routes: the event name, lower-cased
     event_key: str | None = None  # and the EventKey it asked for (None: any)
     message_class: type[Message] | None = None  # for `router.message(SomeClass)` routes
+    rerun: bool = True  # after a crash its unfinished messages run again (False: side effects)
 
     def answers_event(self, event: str, key: str) -> bool:
         """Whether this route is registered for event `event` with EventKey `key`: that
@@ -103,14 +104,17 @@ class Router:
         self._entries: list[Route | Router] = []
 
     def text(
-        self, pattern: str | re.Pattern[str] | None = None, *filters: Filter
+        self, pattern: str | re.Pattern[str] | None = None, *filters: Filter, rerun: bool = True
     ) -> Callable[[Handler], Handler]:
         """Text messages: an exact string (surrounding spaces ignored), a compiled regex
-        (searched; the match reaches the handler as `ctx.match`), or None for any text."""
-        return self._register("text", _text_matcher(pattern), filters)
+        (searched; the match reaches the handler as `ctx.match`), or None for any text.
+
+        `rerun=False` (on every decorator): the handler must not run twice (side effects), so
+        a message it had not finished when the bot crashed is dropped, not run again."""
+        return self._register("text", _text_matcher(pattern), filters, rerun=rerun)
 
     def event(
-        self, name: str, key: str | None = None, *filters: Filter
+        self, name: str, key: str | None = None, *filters: Filter, rerun: bool = True
     ) -> Callable[[Handler], Handler]:
         """Events by name, case-insensitively (`subscribe`, `SCAN`, `CLICK`, …), optionally
         by exact `EventKey`."""
@@ -121,16 +125,18 @@ class Router:
                 return False
             return key is None or msg.event_key == key
 
-        return self._register("event", matches, filters, wanted, key)
+        return self._register("event", matches, filters, wanted, key, rerun=rerun)
 
     def message(
-        self, msg_type: str | type[Message] | None = None, *filters: Filter
+        self, msg_type: str | type[Message] | None = None, *filters: Filter, rerun: bool = True
     ) -> Callable[[Handler], Handler]:
         """Any message of a `MsgType` name (`image`, `location`, …) or class; None for all."""
         if isinstance(msg_type, type):
             cls = msg_type
-            return self._register(None, lambda m: isinstance(m, cls), filters, message_class=cls)
-        return self._register(msg_type.lower() if msg_type else None, None, filters)
+            return self._register(
+                None, lambda m: isinstance(m, cls), filters, message_class=cls, rerun=rerun
+            )
+        return self._register(msg_type.lower() if msg_type else None, None, filters, rerun=rerun)
 
     def include(self, other: Router) -> None:
         """Add another router's routes here, at this point in the priority order."""
@@ -165,6 +171,8 @@ class Router:
         event: str | None = None,
         event_key: str | None = None,
         message_class: type[Message] | None = None,
+        *,
+        rerun: bool = True,
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             route = Route(
@@ -175,6 +183,7 @@ class Router:
                 event=event,
                 event_key=event_key,
                 message_class=message_class,
+                rerun=rerun,
             )
             self._entries.append(route)
             return handler

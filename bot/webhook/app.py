@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -19,10 +20,15 @@ from bot.metrics import Metrics
 from bot.routing.dispatch import Dispatcher, Outcome, load_router
 from bot.routing.router import Route
 from bot.storage import open_storage
+from bot.storage.base import StorageUnavailable
 from bot.storage.memory import MemoryStorage
 from bot.webauth.callback import add_web_authorization
+from bot.webhook.customer_service import CustomerServiceSwitch
 from bot.webhook.delivery import LateDelivery
+from bot.webhook.journal import Journal
 from bot.webhook.ledger import SUCCESS, ReplyLedger
+from bot.webhook.pending import PendingAnswers
+from bot.webhook.recovery import recover, watch
 from bot.webhook.replay import ReplayGuard
 from bot.webhook.services import SERVICES, Services
 from bot.webhook.views import STARTED, handshake, healthz, metrics, receive
@@ -42,9 +48,21 @@ def create_app(config: Config) -> web.Application:
     async def services(app: web.Application) -> AsyncIterator[None]:
         services, session = await _open(config, router.routes())
         app[SERVICES] = services
+        # Before the first push: with Redis, a lease others see; then the last run's leftovers.
+        watcher = None
+        if services.local:
+            await recover(services)
+        else:
+            with contextlib.suppress(StorageUnavailable):
+                await services.journal.renew_lease()
+            watcher = asyncio.create_task(watch(services), name="journal-watch")
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await _close(services, session)
 
     app.cleanup_ctx.append(services)
@@ -79,7 +97,22 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         timeout=config.profile_timeout,
         shared=shared,
     )
-    delivery = LateDelivery(api, deadline=config.delivery_deadline, observe=metrics.on_delivery)
+    switch = CustomerServiceSwitch(config.customer_service)
+    pending = PendingAnswers(
+        storage,
+        ttl=config.pending_ttl,
+        limit=config.pending_per_follower,
+        observe=metrics.on_pending,
+    )
+    journal = Journal(storage, shared=shared is not None)
+    delivery = LateDelivery(
+        api,
+        deadline=config.delivery_deadline,
+        switch=switch,
+        pending=pending,
+        journal=journal,
+        observe=metrics.on_delivery,
+    )
 
     def render(result: tuple[Message, Outcome]) -> str:
         msg, outcome = result
@@ -95,11 +128,15 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
 
     def on_late(result: tuple[Message, Outcome]) -> None:
         msg, outcome = result
-        if outcome.reply is not None:
-            delivery.submit(msg.from_user, outcome.reply)
+        delivery.submit(msg.from_user, outcome.reply, handler=outcome.handler, key=msg.dedup_key)
 
     ledger: ReplyLedger[tuple[Message, Outcome]] = ReplyLedger(
-        size=config.dedup_size, ttl=config.dedup_ttl, render=render, on_late=on_late, shared=shared
+        size=config.dedup_size,
+        ttl=config.dedup_ttl,
+        render=render,
+        on_late=on_late,
+        shared=shared,
+        hold=lambda: not switch.available,  # no customer-service API: hold WeChat's retries
     )
     crypto = None
     if config.encoding_aes_key:
@@ -107,6 +144,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
             config.encoding_aes_key, config.app_id, config.encoding_aes_key_previous or None
         )
     metrics.in_flight.set_function(lambda: len(ledger.running))
+    metrics.journal_entries.set_function(lambda: len(journal))
     services = Services(
         config=config,
         storage=storage,
@@ -123,6 +161,9 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         ),
         crypto=crypto,
         metrics=metrics,
+        customer_service=switch,
+        pending=pending,
+        journal=journal,
     )
     return services, session
 
@@ -138,7 +179,9 @@ async def _close(services: Services, session: aiohttp.ClientSession) -> None:
             task.cancel()
         if left:
             log.error(
-                "%d handler(s) still running at the end of the grace period: cancelled", len(left)
+                "%d handler(s) still running at the end of the grace period: cancelled; their"
+                " accepted messages stay in the journal for the next start",
+                len(left),
             )
     await asyncio.sleep(0)  # let completion callbacks schedule their deliveries
     pending = len(services.delivery.pending)
@@ -146,7 +189,11 @@ async def _close(services: Services, session: aiohttp.ClientSession) -> None:
         log.info("waiting for %d late delivery(ies)", pending)
     unfinished = await services.delivery.drain(max(0.0, grace_ends - time.monotonic()))
     if unfinished:
-        log.error("%d late delivery(ies) unfinished at the end of the grace period", unfinished)
+        log.error(
+            "%d late delivery(ies) unfinished at the end of the grace period: left in the"
+            " journal for the next start",
+            unfinished,
+        )
     await services.ledger.flush()
     await services.profiles.close()
     await session.close()

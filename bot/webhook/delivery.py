@@ -1,8 +1,12 @@
-"""Late replies: a handler that missed the reply budget answers through the customer-service API.
+"""Late replies: a handler that missed the reply budget answers through the customer-service
+API, or, where that cannot be, with the follower's next message.
 
-Each delivery retries transient failures with backoff and jitter until its deadline; the
-platform's final refusals (45015 reply window passed, 45047 quota, 40003/43004 not a follower)
-are logged and dropped. Pending deliveries are tracked so a graceful shutdown can wait for them.
+Each delivery retries transient failures with backoff and jitter until its deadline. An answer
+the platform will not take now — no customer-service API (48001), quota spent (45047), reply
+window passed (45015) — or that kept failing until the deadline waits for the follower's next
+message (`PendingAnswers`); a refusal no message can change (not a follower) is logged and
+dropped. Every accepted message is in the journal until its answer is settled so.
+Pending deliveries are tracked so a graceful shutdown can wait for them.
 """
 
 from __future__ import annotations
@@ -15,53 +19,89 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.client.api import WeChatAPI, WeChatAPIError
+from bot.webhook.customer_service import CustomerServiceSwitch
+from bot.webhook.journal import Journal
+from bot.webhook.pending import PendingAnswers
 from bot.wechat.replies import Reply, customer_service_payload
 
 log = logging.getLogger(__name__)
 
-# Refusals that no retry can change.
-FINAL_ERRCODES = frozenset({45015, 45047, 40003, 43004, 48001, 45009, 40013, 40125})
+# Refusals that the follower's next message lifts: the answer waits for it.
+WAIT_ERRCODES = frozenset({45015, 45047, 48001})
+# Refusals that no retry or message can change.
+FINAL_ERRCODES = frozenset({40003, 43004, 45009, 40013, 40125})
 
 
 class LateDelivery:
-    """Sends late replies, each once, retrying until a deadline."""
+    """Sends late replies, each once, retrying until a deadline; keeps what cannot go now."""
 
     def __init__(
         self,
         api: WeChatAPI,
         *,
         deadline: float,
+        switch: CustomerServiceSwitch | None = None,
+        pending: PendingAnswers | None = None,
+        journal: Journal | None = None,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         observe: Callable[[str], None] | None = None,
     ) -> None:
         self._api = api
         self._deadline = deadline
+        self._switch = switch or CustomerServiceSwitch("on")
+        self._pending = pending
+        self._journal = journal
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._observe = observe
-        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> set[asyncio.Task[None]]:
         """Deliveries not finished yet."""
-        return self._pending
+        return self._tasks
 
-    def submit(self, openid: str, reply: Reply) -> None:
-        """Schedule the delivery of `reply` to `openid`."""
-        payload = customer_service_payload(reply, openid)
-        if payload is None:
+    def submit(
+        self, openid: str, reply: Reply | None, *, handler: str | None = None, key: str = ""
+    ) -> None:
+        """Schedule the delivery of `reply` (None: nothing to send) to `openid`; `key` is the
+        message's journal key."""
+        payload = None if reply is None else customer_service_payload(reply, openid)
+        if reply is not None and payload is None:
             log.warning(
-                "late reply of type %s cannot be sent through the customer-service API; dropped",
+                "late reply of type %s cannot be sent through the customer-service API;"
+                " dropped (handler %s)",
                 type(reply).__name__,
+                handler or "-",
             )
             self._note("unsupported")
-            return
-        task = asyncio.create_task(self._send(payload), name="late-delivery")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if payload is not None or key:
+            self.submit_payload(openid, payload, handler=handler or "-", key=key)
 
-    async def _send(self, payload: dict[str, Any]) -> None:
+    def submit_payload(
+        self, openid: str, payload: dict[str, Any] | None, *, handler: str, key: str = ""
+    ) -> None:
+        """`submit` for an answer already in the customer-service shape."""
+        task = asyncio.create_task(self._deliver(openid, payload, handler, key), name="late")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(
+        self, openid: str, payload: dict[str, Any] | None, handler: str, key: str
+    ) -> None:
+        journal = self._journal if key else None
+        if journal is not None:
+            await journal.answered(key, payload)
+        if payload is not None:
+            if self._switch.available:
+                await self._send(openid, payload, handler)
+            else:
+                await self._keep(openid, payload, handler, "no customer-service API")
+        if journal is not None:
+            await journal.done(key)
+
+    async def _send(self, openid: str, payload: dict[str, Any], handler: str) -> None:
         give_up = time.monotonic() + self._deadline
         delay = self._backoff
         attempt = 0
@@ -70,35 +110,61 @@ class LateDelivery:
             try:
                 await self._api.send_custom_message(payload)
             except WeChatAPIError as exc:
-                if exc.errcode in FINAL_ERRCODES:
-                    log.warning("late reply dropped: errcode=%s %s", exc.errcode, exc.errmsg)
+                if exc.errcode in WAIT_ERRCODES:
+                    self._switch.refused(exc.errcode)
+                if exc.errcode in WAIT_ERRCODES and self._pending is not None:
+                    await self._keep(openid, payload, handler, f"errcode {exc.errcode}")
+                    return
+                if exc.errcode in WAIT_ERRCODES or exc.errcode in FINAL_ERRCODES:
+                    log.warning(
+                        "late reply dropped: errcode=%s %s (handler %s)",
+                        exc.errcode,
+                        exc.errmsg,
+                        handler,
+                    )
                     self._note("dropped")
                     return
                 sleep = delay * (0.5 + random.random())
                 if time.monotonic() + sleep > give_up:
                     log.error(
-                        "late reply not delivered after %d attempts: errcode=%s %s",
+                        "late reply not delivered after %d attempts: errcode=%s %s (handler %s)",
                         attempt,
                         exc.errcode,
                         exc.errmsg,
+                        handler,
                     )
                     self._note("failed")
+                    if self._pending is not None:
+                        await self._keep(openid, payload, handler, "sends kept failing")
                     return
                 await asyncio.sleep(sleep)
                 delay = min(delay * 2, self._max_backoff)
                 continue
+            log.info("late reply of %s delivered through the customer-service API", handler)
             self._note("delivered")
             return
+
+    async def _keep(self, openid: str, payload: dict[str, Any], handler: str, why: str) -> None:
+        if self._pending is None:
+            log.warning("late reply dropped: %s (handler %s)", why, handler)
+            self._note("dropped")
+            return
+        self._note("pending")
+        try:
+            await self._pending.keep(openid, payload, handler, why)
+        except Exception:
+            log.exception("late reply of %s could not be kept for the next message", handler)
 
     def _note(self, outcome: str) -> None:
         if self._observe is not None:
             self._observe(outcome)
 
     async def drain(self, grace: float) -> int:
-        """Wait up to `grace` seconds for pending deliveries; returns how many were unfinished."""
-        if not self._pending:
+        """Wait up to `grace` seconds for pending deliveries; returns how many were unfinished
+        (cancelled: their messages stay in the journal for the next start)."""
+        if not self._tasks:
             return 0
-        _, left = await asyncio.wait(set(self._pending), timeout=grace)
+        _, left = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in left:
             task.cancel()
         return len(left)

@@ -10,6 +10,12 @@ each message (`Message.dedup_key`) and runs its handler once:
 * a retry while the first try runs waits for the same answer (or `success` at its own
   budget); a retry after it gets the remembered answer again.
 
+Without the customer-service API (`hold` true when the handler starts) a late answer can only
+be passive: the ledger then leaves unanswered the tries WeChat will retry (the first two; each
+waits up to `HOLD` past its budget, when WeChat has dropped it), whichever try is open when the
+handler finishes carries the answer, and the last try is answered within its budget. An answer
+that no open try can carry goes to `on_late` (which keeps it for the follower's next message).
+
 With a shared store (Redis) a retry that reaches another instance finds the entry there:
 it waits for the owner's answer, polling, until its budget. The owner claims the message in
 the shared store before its handler runs (`begin` can take a claim already made, together with
@@ -40,6 +46,11 @@ T = TypeVar("T")
 _RUNNING = b"R"
 _DONE = b"D"
 _POLL_INTERVAL = 0.05
+HOLD = 2.0
+"""Seconds past its budget a try WeChat will retry waits (WeChat drops it at 5 s anyway)."""
+TRIES = 3  # WeChat's tries of one push
+# A try this long after the first is WeChat's last, whatever this instance counted.
+_LAST_TRY_AFTER = 9.0
 # How long an answer waits to be published with the next claims before it goes on its own.
 _PUBLISH_DELAY = 0.002
 
@@ -73,6 +84,19 @@ class LedgerAnswer(NamedTuple):
 _Entry = tuple[float, "str | asyncio.Future[str]"]
 
 
+class _Run:
+    """A handler still running, and the tries waiting for its answer."""
+
+    __slots__ = ("acked", "hold", "started", "tries", "waiting")
+
+    def __init__(self, hold: bool, started: float) -> None:
+        self.hold = hold  # tries WeChat will retry are left unanswered
+        self.started = started
+        self.tries = 0
+        self.waiting = 0  # tries waiting now (an open one carries the answer)
+        self.acked = False  # a try was answered `success` without the answer
+
+
 class ReplyLedger(Generic[T]):
     """The bounded table of recent messages and their answers.
 
@@ -88,6 +112,7 @@ class ReplyLedger(Generic[T]):
         on_late: Callable[[T], None],
         shared: Storage | None = None,
         clock: Callable[[], float] = time.monotonic,
+        hold: Callable[[], bool] = lambda: False,
     ) -> None:
         self._size = size
         self._ttl = ttl
@@ -95,6 +120,8 @@ class ReplyLedger(Generic[T]):
         self._on_late = on_late
         self._shared = shared
         self._clock = clock
+        self._hold = hold
+        self._runs: dict[str, _Run] = {}  # bounded by the handlers running
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._running: set[asyncio.Future[T]] = set()
         self._swept = clock()
@@ -165,6 +192,9 @@ class ReplyLedger(Generic[T]):
                 found = entry[1]
                 if isinstance(found, str):
                     return LedgerAnswer(found, True, False)
+                run = self._runs.get(key)
+                if run is not None and not found.done():
+                    return self._try(run, found, deadline, False)
                 return self._wait(found, deadline)
             del entries[key]  # expired: this is a new message with an old id
         if self._shared is None:
@@ -197,12 +227,11 @@ class ReplyLedger(Generic[T]):
         if isinstance(begun, LedgerAnswer):
             self._publish_soon(key, begun.body)
             return begun
-        return self._published(key, begun)
-
-    async def _published(self, key: str, begun: Awaitable[LedgerAnswer]) -> LedgerAnswer:
-        answer = await begun
-        self._publish_soon(key, answer.body)
-        return answer
+        entry = self._entries.get(key)
+        if entry is not None and isinstance(entry[1], asyncio.Future):
+            # published once it is final: what every later try, here or elsewhere, gets
+            entry[1].add_done_callback(lambda done: self._publish_soon(key, done.result()))
+        return begun
 
     def _run(
         self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float, now: float
@@ -220,29 +249,51 @@ class ReplyLedger(Generic[T]):
             return LedgerAnswer(body, False, False)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._remember(key, answer, now)
+        run = _Run(self._hold(), now)
+        self._runs[key] = run
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        return self._finish(key, task, answer, deadline)
+        task.add_done_callback(lambda done: self._completed(key, run, done, answer))
+        return self._try(run, answer, deadline, True)
 
-    async def _finish(
-        self, key: str, task: asyncio.Future[T], answer: asyncio.Future[str], deadline: float
+    async def _try(
+        self, run: _Run, answer: asyncio.Future[str], deadline: float, first: bool
     ) -> LedgerAnswer:
+        """One try of a running message: the answer if it comes in time for this try, else
+        `success` (late) at its budget, or past it (`HOLD`) for a try WeChat will retry."""
+        run.tries += 1
+        last = not run.hold or run.tries >= TRIES or self._clock() - run.started >= _LAST_TRY_AFTER
+        limit = deadline if last else deadline + HOLD
+        run.waiting += 1
         try:
-            done = await wait_until(task, deadline - self._clock())
+            done = await wait_until(answer, limit - self._clock())
         except asyncio.CancelledError:
             # The request went away (shutdown): the handler's reply still goes out late.
-            task.add_done_callback(self._deliver_late)
-            answer.set_result(SUCCESS)
-            if self._shared is not None:
-                await asyncio.shield(self._publish(key, SUCCESS))
+            run.acked = True
+            if not answer.done() and run.waiting == 1:
+                answer.set_result(SUCCESS)
             raise
-        if not done:
-            task.add_done_callback(self._deliver_late)
+        finally:
+            run.waiting -= 1
+        if done:
+            return LedgerAnswer(answer.result(), not first, False)
+        run.acked = True
+        if last:
+            answer.set_result(SUCCESS)  # later tries get `success` at once
+        return LedgerAnswer(SUCCESS, not first, True)
+
+    def _completed(
+        self, key: str, run: _Run, task: asyncio.Future[T], answer: asyncio.Future[str]
+    ) -> None:
+        """The handler finished: an open try carries its answer, else it goes out late."""
+        if self._runs.get(key) is run:
+            del self._runs[key]
+        if not answer.done() and (run.waiting or not run.acked):
+            answer.set_result(self._body_of(key, task))
+            return
+        if not answer.done():
             answer.set_result(SUCCESS)
-            return LedgerAnswer(SUCCESS, False, True)
-        body = self._body_of(key, task)
-        answer.set_result(body)
-        return LedgerAnswer(body, False, False)
+        self._deliver_late(task)
 
     def _body_of(self, key: str, task: asyncio.Future[T]) -> str:
         """The rendered reply of a finished handler; SUCCESS when it failed."""
@@ -262,7 +313,7 @@ class ReplyLedger(Generic[T]):
 
     def _deliver_late(self, task: asyncio.Future[T]) -> None:
         if task.cancelled():
-            log.warning("a late handler was cancelled; its reply is lost")
+            log.warning("a late handler was cancelled; its message stays in the journal")
             return
         if task.exception() is None:
             self._on_late(task.result())

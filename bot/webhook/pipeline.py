@@ -20,8 +20,10 @@ from typing import NamedTuple
 from bot.logs import log_message
 from bot.routing.context import Context
 from bot.routing.dispatch import Outcome
-from bot.storage.base import ClaimTerms, PushClaim, PushClaimed
+from bot.storage.base import ClaimTerms, PushClaim, PushClaimed, StorageUnavailable
+from bot.webhook.carry import carry_waiting
 from bot.webhook.ledger import SUCCESS, LedgerAnswer
+from bot.webhook.pending import PREFIX as PENDING_PREFIX
 from bot.webhook.replay import ReplayVerdict
 from bot.webhook.services import Services
 from bot.wechat.crypto import AppIdMismatch, CryptoError
@@ -224,6 +226,18 @@ def answer_message(
             msg, services.config, services.api, services.followers, services.profiles, _prefs=prefs
         )
         outcome = await services.dispatcher.dispatch(msg, ctx)
+        record = await _record_of(services, msg.from_user, claimed)
+        if any(name.startswith(PENDING_PREFIX) for name in record):
+            language = services.followers.preferences_in(record).language
+            outcome = await carry_waiting(
+                services.pending,
+                services.delivery,
+                msg.from_user,
+                record,
+                outcome,
+                language or services.config.default_language,
+                services.customer_service.available,
+            )
         ran.append(outcome)
         return msg, outcome
 
@@ -236,11 +250,31 @@ def answer_message(
     return _replied_later(services, msg, begun, ran)
 
 
+async def _record_of(
+    services: Services, openid: str, claimed: PushClaimed | None
+) -> Mapping[str, str]:
+    """The follower's record: read with the claim (shared store), else this process's copy."""
+    if claimed is not None:
+        return claimed.record
+    name = services.followers.record_name(openid)
+    record = services.storage.cached_record(name)
+    if record is not None:
+        return record
+    try:
+        return await services.storage.get_record(name)
+    except StorageUnavailable:
+        return {}
+
+
 async def _replied_later(
     services: Services, msg: Message, begun: Awaitable[LedgerAnswer], ran: list[Outcome]
 ) -> Replied:
     try:
-        return _replied(services, await begun, ran)
+        answer = await begun
+        if answer.late:
+            # written down before `success` tells WeChat to stop trying (bot.webhook.journal)
+            await services.journal.accept(msg, services.dispatcher.handler_for(msg))
+        return _replied(services, answer, ran)
     except Exception:
         return _unexpected(msg)
 

@@ -13,8 +13,11 @@ from bot.followers.store import FollowerStore
 from bot.metrics import Metrics
 from bot.routing.dispatch import Dispatcher, Outcome
 from bot.storage.base import Storage
+from bot.webhook.customer_service import CustomerServiceSwitch
 from bot.webhook.delivery import LateDelivery
+from bot.webhook.journal import Journal
 from bot.webhook.ledger import ReplyLedger
+from bot.webhook.pending import PendingAnswers
 from bot.webhook.replay import ReplayGuard
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.messages import Message
@@ -35,6 +38,9 @@ class Services:
     replay: ReplayGuard
     crypto: MessageCrypto | None
     metrics: Metrics
+    customer_service: CustomerServiceSwitch
+    pending: PendingAnswers
+    journal: Journal
 
     @property
     def local(self) -> bool:

@@ -73,6 +73,7 @@ async def healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "uptime_s": round(time.time() - request.app[STARTED], 1),
             "storage": "degraded" if degraded else "ok",
+            "customer_service": services.customer_service.status if services else "unknown",
         }
     )
 

@@ -33,6 +33,7 @@ __all__ = [
     "max_articles_for",
     "parse_reply",
     "render_reply",
+    "reply_from_payload",
 ]
 
 ARTICLE_LIMIT_FOR_USER_MESSAGES = 1  # news in answer to text/image/voice/video/location/link
@@ -323,6 +324,51 @@ def customer_service_payload(reply: Reply, openid: str) -> dict[str, Any] | None
     _require_media_ids(reply)
     kind, content = payload(reply)
     return {"touser": openid, "msgtype": kind, kind: content}
+
+
+def reply_from_payload(payload: Any) -> Reply | None:
+    """The reply a ``customer_service_payload`` carries (an answer kept as JSON and given
+    later as a passive reply); ``None`` when ``payload`` is not one."""
+    if not isinstance(payload, dict):
+        return None
+    kind = payload.get("msgtype")
+    content = payload.get(kind) if isinstance(kind, str) else None
+    if not isinstance(content, dict):
+        return None
+    text = {k: v for k, v in content.items() if isinstance(v, str)}
+    try:
+        if kind == "text":
+            return TextReply(text["content"])
+        if kind in ("image", "voice"):
+            return (ImageReply if kind == "image" else VoiceReply)(text["media_id"])
+        if kind == "video":
+            return VideoReply(text["media_id"], text.get("title", ""), text.get("description", ""))
+        if kind == "music":
+            return MusicReply(
+                text.get("title", ""),
+                text.get("description", ""),
+                text.get("musicurl", ""),
+                text.get("hqmusicurl", ""),
+                text.get("thumb_media_id", ""),
+            )
+        if kind == "news":
+            articles = content.get("articles")
+            items = articles if isinstance(articles, list) else []
+            return NewsReply(
+                tuple(
+                    Article(
+                        str(a.get("title", "")),
+                        str(a.get("description", "")),
+                        str(a.get("picurl", "")),
+                        str(a.get("url", "")),
+                    )
+                    for a in items
+                    if isinstance(a, dict)
+                )
+            )
+    except (KeyError, ValueError):
+        return None
+    return None
 
 
 def parse_reply(xml: str) -> dict[str, Any]:
