@@ -95,8 +95,13 @@ class FakeWeChat:
         token_ttl: int = 7200,
         clock: Callable[[], float] = time.time,
         sent_limit: int = 100_000,
+        verified: bool = True,
     ) -> None:
-        """A fake account `app_id` with `followers`; `clock` lets tests move time."""
+        """A fake account `app_id` with `followers`; `clock` lets tests move time.
+
+        `verified=False`: an unverified account, whose customer-service API (`custom/send`,
+        `custom/typing`) answers 48001 as the platform's does (platform notes §7)."""
+        self.verified = verified
         self.app_id = app_id
         self.app_secret = app_secret
         self.token_ttl = token_ttl
@@ -330,6 +335,8 @@ class FakeWeChat:
             return answer
         if code := self._token_error(request.query.get("access_token")):
             return _error(code)
+        if not self.verified:
+            return _error(48001, "api unauthorized")
         body = await _json_body(request)
         if not isinstance(body, dict):
             return _error(47001)
@@ -355,6 +362,8 @@ class FakeWeChat:
             return answer
         if code := self._token_error(request.query.get("access_token")):
             return _error(code)
+        if not self.verified:
+            return _error(48001, "api unauthorized")
         body = await _json_body(request)
         if not isinstance(body, dict) or body.get("command") not in ("Typing", "CancelTyping"):
             return _error(47001)
@@ -480,8 +489,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--unverified",
+        action="store_true",
+        help="an unverified account: the customer-service API answers 48001",
+    )
     args = parser.parse_args(argv)
-    web.run_app(FakeWeChat().app, host=args.host, port=args.port, access_log=None)
+    fake = FakeWeChat(verified=not args.unverified)
+    web.run_app(fake.app, host=args.host, port=args.port, access_log=None)
 
 
 if __name__ == "__main__":

@@ -268,10 +268,9 @@ class ReplyLedger(Generic[T]):
         try:
             done = await wait_until(answer, limit - self._clock())
         except asyncio.CancelledError:
-            # The request went away (shutdown): the handler's reply still goes out late.
+            # The request went away (WeChat dropped it, or shutdown): a later try carries the
+            # answer, else it goes out late (`_completed`).
             run.acked = True
-            if not answer.done() and run.waiting == 1:
-                answer.set_result(SUCCESS)
             raise
         finally:
             run.waiting -= 1

@@ -227,15 +227,16 @@ def answer_message(
         )
         outcome = await services.dispatcher.dispatch(msg, ctx)
         record = await _record_of(services, msg.from_user, claimed)
-        if any(name.startswith(PENDING_PREFIX) for name in record):
-            language = services.followers.preferences_in(record).language
+        # waiting answers ride only on an answer given in time (a late one waits itself)
+        in_time = time.monotonic() < admitted.deadline
+        if in_time and any(name.startswith(PENDING_PREFIX) for name in record):
             outcome = await carry_waiting(
                 services.pending,
                 services.delivery,
                 msg.from_user,
                 record,
                 outcome,
-                language or services.config.default_language,
+                await ctx.language(),
                 services.customer_service.available,
             )
         ran.append(outcome)
