@@ -93,9 +93,7 @@ async def test_auto_turns_the_api_off_on_48001_once_and_keeps_the_answer(
     wechat_bot: BotFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = FakeWeChat(verified=False)
-    bot = await wechat_bot(
-        handlers=HANDLERS, fake=fake, reply_budget=0.3, profile_timeout=0.1
-    )
+    bot = await wechat_bot(handlers=HANDLERS, fake=fake, reply_budget=0.3, profile_timeout=0.1)
     health = await (await bot.client.get("/healthz")).json()
     assert health["customer_service"] == "on"
     with caplog.at_level(logging.WARNING, logger="bot.webhook.customer_service"):
@@ -146,9 +144,7 @@ async def test_the_follower_is_told_in_their_language_that_more_waits(
     reply = await bot.send_text("o_demo_li", "你好", msg_id="990049")
     assert reply.content == "thought for 2.5s\n\n（还有 1 条回复，发送任意消息即可收到）"
     assert (await bot.send_text("o_demo_li", "hi", msg_id="990050")).msg_type == "image"
-    assert (await bot.send_text("o_demo_li", "hi", msg_id="990051")).content == (
-        "hello\n\nhello"
-    )
+    assert (await bot.send_text("o_demo_li", "hi", msg_id="990051")).content == ("hello\n\nhello")
 
 
 async def test_waiting_answers_expire_and_are_counted(wechat_bot: BotFactory) -> None:

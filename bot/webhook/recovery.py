@@ -48,10 +48,11 @@ async def watch(services: Services) -> None:
 async def _settle(services: Services, entry: JournalEntry) -> None:
     journal, metrics = services.journal, services.metrics
     openid = str(entry.fields.get("FromUserName", ""))
+    msg_id = str(entry.fields.get("MsgId") or entry.key)  # as the message's log lines name it
     if entry.payload is not None or entry.no_reply:
         log.warning(
             "message %s: its answer (handler %s) was computed before a crash; sending it",
-            entry.key,
+            msg_id,
             entry.handler,
         )
         metrics.recovered.labels("sent").inc()
@@ -75,7 +76,7 @@ async def _settle(services: Services, entry: JournalEntry) -> None:
     if reason is not None or msg is None:
         log.error(
             "message %s: handler %s was cut short by a crash; dropped (%s)",
-            entry.key,
+            msg_id,
             entry.handler,
             reason,
         )
@@ -85,7 +86,7 @@ async def _settle(services: Services, entry: JournalEntry) -> None:
         return
     log.warning(
         "message %s: handler %s was cut short by a crash; running it again",
-        entry.key,
+        msg_id,
         entry.handler,
     )
     metrics.recovered.labels("rerun").inc()
