@@ -200,7 +200,7 @@ class Config:
     )
     pending_per_follower: int = field(
         default=10,
-        metadata=_setting("Answers kept waiting per follower (the oldest goes first)."),
+        metadata=_setting("Answers kept waiting per follower (over that, the oldest is dropped)."),
     )
     shutdown_grace: float = field(
         default=10.0, metadata=_setting("Seconds to finish in-flight work on SIGTERM.")

@@ -82,6 +82,12 @@ class Metrics:
             "Accepted messages of this instance whose answer is not settled yet.",
             registry=r,
         )
+        self.typing = Counter(
+            "wechat_bot_typing_indicators",
+            "Typing indicators sent for slow handlers, by outcome (shown, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.redis_calls = Counter(
             "wechat_bot_redis_calls",
             "Round trips to Redis by operation (claim_pushes carries a whole batch of pushes).",
@@ -125,6 +131,10 @@ class Metrics:
     def on_pending(self, outcome: str) -> None:
         """Count one waiting answer's step."""
         self.pending_answers.labels(outcome).inc()
+
+    def on_typing(self, outcome: str) -> None:
+        """Count one typing indicator."""
+        self.typing.labels(outcome).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

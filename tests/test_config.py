@@ -522,6 +522,7 @@ def test_settings_has_one_row_per_field() -> None:
         "port": "PORT",
         "data_dir": "BOT_DATA_DIR",
         "redis_url": "REDIS_URL",
+        "customer_service": "BOT_CUSTOMER_SERVICE",
         "log_format": "LOG_FORMAT",
         "log_level": "LOG_LEVEL",
         "web_authorization.enabled": "BOT_WEB_AUTHORIZATION",
@@ -550,3 +551,17 @@ def test_the_fast_path_can_be_switched_from_the_environment(
     (tmp_path / "config.yaml").write_text("fast_path: true\n", encoding="utf-8")
     config = load_config(tmp_path / "config.yaml", {**env, "BOT_FAST_PATH": value})
     assert config.fast_path is expected
+
+
+@pytest.mark.parametrize("value", ["auto", "on", "off"])
+def test_customer_service_takes_auto_on_or_off(tmp_path: Path, value: str) -> None:
+    assert load(tmp_path, "", BOT_CUSTOMER_SERVICE=value).customer_service == value
+
+
+def test_customer_service_refuses_anything_else(tmp_path: Path) -> None:
+    assert error_of(tmp_path, "customer_service: sometimes\n").key == "customer_service"
+
+
+def test_pending_settings_are_bounded(tmp_path: Path) -> None:
+    assert error_of(tmp_path, "pending_ttl: 0\n").key == "pending_ttl"
+    assert error_of(tmp_path, "pending_per_follower: 0\n").key == "pending_per_follower"

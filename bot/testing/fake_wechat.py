@@ -115,6 +115,7 @@ class FakeWeChat:
         self._latency: dict[str | None, float] = {}
         self.counters: collections.Counter[str] = collections.Counter()
         self.sent: list[dict[str, Any]] = []
+        self.typing: list[tuple[float, str, str]] = []  # (time, openid, command) accepted
         self.users = fake_users.FakeUsers(self._guard, self._followers)
         self.menus = fake_menus.FakeMenus(self._guard, self._followers, self.users.tag_exists)
         self.qrcodes = fake_qrcodes.FakeQRCodes(self._guard, clock)
@@ -190,6 +191,7 @@ class FakeWeChat:
         operator areas hold — menus, codes, media, tags — stay)."""
         self.counters.clear()
         self.sent.clear()
+        self.typing.clear()
         self._faults.clear()
         self._latency.clear()
 
@@ -369,6 +371,9 @@ class FakeWeChat:
             return _error(47001)
         if code := self._follower_error(body.get("touser")):
             return _error(code)
+        self.typing.append((self._clock(), str(body["touser"]), str(body["command"])))
+        if len(self.typing) > self.sent_limit:
+            del self.typing[0]
         return _error(0, "ok")
 
     async def _quota_get(self, request: web.Request) -> web.StreamResponse:

@@ -31,6 +31,7 @@ from bot.webhook.pending import PendingAnswers
 from bot.webhook.recovery import recover, watch
 from bot.webhook.replay import ReplayGuard
 from bot.webhook.services import SERVICES, Services
+from bot.webhook.typing import TypingIndicator
 from bot.webhook.views import STARTED, handshake, healthz, metrics, receive
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.messages import Message
@@ -164,6 +165,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         customer_service=switch,
         pending=pending,
         journal=journal,
+        typing=TypingIndicator(api, switch, observe=metrics.on_typing),
     )
     return services, session
 

@@ -54,6 +54,9 @@ _LAST_TRY_AFTER = 9.0
 # How long an answer waits to be published with the next claims before it goes on its own.
 _PUBLISH_DELAY = 0.002
 
+SlowWatcher: TypeAlias = Callable[[Callable[[], bool]], None]
+"""Told when a handler did not finish in its first step; given a test of whether it has."""
+
 Starter: TypeAlias = Callable[[Coroutine[Any, Any, T]], "asyncio.Future[T]"]
 """Starts a handler's coroutine in a task of its own and gives its future (the task)."""
 
@@ -177,12 +180,15 @@ class ReplyLedger(Generic[T]):
         produce: Callable[[], Coroutine[Any, Any, T]],
         deadline: float,
         claimed: PushClaimed | None = None,
+        on_slow: SlowWatcher | None = None,
     ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
         """`answer`, given at once when it is known at once (a retry of an answered message, a
         handler that finished in its first step), else as an awaitable to await in a task.
 
         With a shared store, `claimed` is the outcome of `claim_for(key)` when the caller made
-        the claim already; without it the ledger makes it (one round trip more).
+        the claim already; without it the ledger makes it (one round trip more). `on_slow` is
+        called (with a test of whether the handler finished) when this call started a handler
+        that did not finish in its first step.
         """
         now = self._clock()
         entries = self._entries
@@ -198,32 +204,41 @@ class ReplyLedger(Generic[T]):
                 return self._wait(found, deadline)
             del entries[key]  # expired: this is a new message with an old id
         if self._shared is None:
-            return self._run(key, produce, deadline, now)
+            return self._run(key, produce, deadline, now, on_slow)
         if claimed is None:
-            return self._claim_and_run(key, produce, deadline)
+            return self._claim_and_run(key, produce, deadline, on_slow)
         if claimed.claimed:
-            return self._run_owned(key, produce, deadline, now)
+            return self._run_owned(key, produce, deadline, now, on_slow)
         elsewhere = claimed.found
         if elsewhere is not None and elsewhere.startswith(_DONE):
             return LedgerAnswer(elsewhere[1:].decode(errors="replace"), True, False)
         return self._duplicate_elsewhere(key, deadline)
 
     async def _claim_and_run(
-        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float
+        self,
+        key: str,
+        produce: Callable[[], Coroutine[Any, Any, T]],
+        deadline: float,
+        on_slow: SlowWatcher | None,
     ) -> LedgerAnswer:
         if not await self._claim(key):
             return await self._duplicate_elsewhere(key, deadline)
-        begun = self._run_owned(key, produce, deadline, self._clock())
+        begun = self._run_owned(key, produce, deadline, self._clock(), on_slow)
         return begun if isinstance(begun, LedgerAnswer) else await begun
 
     async def _duplicate_elsewhere(self, key: str, deadline: float) -> LedgerAnswer:
         return LedgerAnswer(await self._wait_shared(key, deadline), True, False)
 
     def _run_owned(
-        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float, now: float
+        self,
+        key: str,
+        produce: Callable[[], Coroutine[Any, Any, T]],
+        deadline: float,
+        now: float,
+        on_slow: SlowWatcher | None,
     ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
         """`_run` for a message claimed in the shared store: its answer is published there."""
-        begun = self._run(key, produce, deadline, now)
+        begun = self._run(key, produce, deadline, now, on_slow)
         if isinstance(begun, LedgerAnswer):
             self._publish_soon(key, begun.body)
             return begun
@@ -234,7 +249,12 @@ class ReplyLedger(Generic[T]):
         return begun
 
     def _run(
-        self, key: str, produce: Callable[[], Coroutine[Any, Any, T]], deadline: float, now: float
+        self,
+        key: str,
+        produce: Callable[[], Coroutine[Any, Any, T]],
+        deadline: float,
+        now: float,
+        on_slow: SlowWatcher | None = None,
     ) -> LedgerAnswer | Awaitable[LedgerAnswer]:
         try:
             task = self.start(produce())
@@ -254,6 +274,8 @@ class ReplyLedger(Generic[T]):
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda done: self._completed(key, run, done, answer))
+        if on_slow is not None:
+            on_slow(task.done)
         return self._try(run, answer, deadline, True)
 
     async def _try(

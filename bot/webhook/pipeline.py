@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 from bot.logs import log_message
@@ -243,12 +244,19 @@ def answer_message(
         return msg, outcome
 
     try:
-        begun = services.ledger.begin(msg.dedup_key, produce, admitted.deadline, claimed)
+        begun = services.ledger.begin(
+            msg.dedup_key, produce, admitted.deadline, claimed, partial(_watch, services, msg)
+        )
     except Exception:
         return _unexpected(msg)
     if isinstance(begun, LedgerAnswer):
         return _replied(services, begun, ran)
     return _replied_later(services, msg, begun, ran)
+
+
+def _watch(services: Services, msg: Message, finished: Callable[[], bool]) -> None:
+    """A handler still running after its first step: the typing indicator while it runs."""
+    services.typing.watch(msg.from_user, finished)
 
 
 async def _record_of(

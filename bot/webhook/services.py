@@ -19,6 +19,7 @@ from bot.webhook.journal import Journal
 from bot.webhook.ledger import ReplyLedger
 from bot.webhook.pending import PendingAnswers
 from bot.webhook.replay import ReplayGuard
+from bot.webhook.typing import TypingIndicator
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.messages import Message
 
@@ -41,6 +42,7 @@ class Services:
     customer_service: CustomerServiceSwitch
     pending: PendingAnswers
     journal: Journal
+    typing: TypingIndicator
 
     @property
     def local(self) -> bool:
