@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from bot import Context, ImageReply, Message, Router
+from bot import Context, ImageReply, Message, Reply, Router
 
 router = Router("late")
 runs: dict[str, int] = {}
@@ -47,3 +47,16 @@ async def pay(msg: Message, ctx: Context) -> str:
 async def hi(msg: Message, ctx: Context) -> str:
     """Answers at once."""
     return "hello"
+
+
+@router.text(re.compile(r"^many (\d+)$"))
+async def many(msg: Message, ctx: Context) -> list[str | Reply]:
+    """Answers with several replies (the first passive, the rest through the API)."""
+    assert ctx.match is not None
+    return [f"part {n}" for n in range(1, int(ctx.match[1]) + 1)]
+
+
+@router.event("click", "MANY")
+async def many_on_click(msg: Message, ctx: Context) -> list[str | Reply]:
+    """A menu click answered with seven replies."""
+    return [f"part {n}" for n in range(1, 8)]

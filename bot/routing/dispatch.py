@@ -24,6 +24,7 @@ class Outcome(NamedTuple):
     reply: Reply | None
     handler: str | None  # the handler that answered (or raised)
     failed: bool = False
+    extra: tuple[Reply, ...] = ()  # a list's replies after the first (customer-service API)
 
 
 class Dispatcher:
@@ -81,18 +82,26 @@ class Dispatcher:
                 return Outcome(TextReply(result) if result else None, route.name)
             if result is None:
                 return Outcome(None, route.name)
-            reply: Reply = result  # type: ignore[assignment]
-            if _names_a_file(reply):
-                try:
-                    reply = await ctx.api.media_files.resolve(reply)
-                except Exception:
-                    log.exception(
-                        "handler %s: its reply's file could not be uploaded (message %s)",
-                        route.name,
-                        msg.msg_id or msg.dedup_key,
-                    )
-                    return Outcome(None, route.name, failed=True)
-            return Outcome(reply, route.name)
+            items = result if isinstance(result, list) else [result]
+            replies: list[Reply] = []
+            for item in items:
+                reply: Reply = TextReply(item) if isinstance(item, str) else item  # type: ignore[assignment]
+                if isinstance(reply, TextReply) and not reply.content:
+                    continue
+                if _names_a_file(reply):
+                    try:
+                        reply = await ctx.api.media_files.resolve(reply)
+                    except Exception:
+                        log.exception(
+                            "handler %s: its reply's file could not be uploaded (message %s)",
+                            route.name,
+                            msg.msg_id or msg.dedup_key,
+                        )
+                        return Outcome(None, route.name, failed=True)
+                replies.append(reply)
+            if not replies:
+                return Outcome(None, route.name)
+            return Outcome(replies[0], route.name, extra=tuple(replies[1:]))
         return Outcome(None, None)
 
     def _note(self, name: str, started: float, failed: bool) -> None:

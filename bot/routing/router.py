@@ -44,7 +44,8 @@ SKIP: Final = Skip()
 # the classes of the events a menu's buttons send, for `Route.answers_event`
 _EVENT_CLASSES: dict[str, type[Event]] = {"click": ClickEvent, "view": ViewEvent, "scan": ScanEvent}
 
-HandlerResult: TypeAlias = "str | Reply | Skip | None"
+HandlerResult: TypeAlias = "str | Reply | list[str | Reply] | Skip | None"
+"""A list: the first is the passive reply, the rest go through the customer-service API."""
 Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
 Filter: TypeAlias = Callable[[Message], bool]
 Matcher: TypeAlias = Callable[[Message], "re.Match[str] | bool"]

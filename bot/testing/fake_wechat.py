@@ -116,6 +116,8 @@ class FakeWeChat:
         self.counters: collections.Counter[str] = collections.Counter()
         self.sent: list[dict[str, Any]] = []
         self.typing: list[tuple[float, str, str]] = []  # (time, openid, command) accepted
+        # customer-service allowance per follower told of by `follower_wrote`: [left, until]
+        self._allowance: dict[str, list[float]] = {}
         self.users = fake_users.FakeUsers(self._guard, self._followers)
         self.menus = fake_menus.FakeMenus(self._guard, self._followers, self.users.tag_exists)
         self.qrcodes = fake_qrcodes.FakeQRCodes(self._guard, clock)
@@ -153,6 +155,17 @@ class FakeWeChat:
     def add_follower(self, f: FakeFollower) -> None:
         """Add (or replace) a follower."""
         self._followers[f.openid] = f
+
+    def follower_wrote(self, openid: str, scene: str = "message") -> None:
+        """The follower sent a message (`scene="message"`: 5 customer-service messages within
+        48 h) or a follow, QR scan or click (`"event"`: 3 within 1 minute), as the platform
+        counts them (platform notes §7). From then on `custom/send` to them answers 45015
+        outside the window and 45047 over the quota; followers never told of are not
+        counted."""
+        if scene not in ("message", "event"):
+            raise ValueError(f"scene must be message or event, not {scene!r}")
+        left, seconds = (5, 48 * 3600.0) if scene == "message" else (3, 60.0)
+        self._allowance[openid] = [float(left), self._clock() + seconds]
 
     def follower(self, openid: str) -> FakeFollower | None:
         """A follower as the fake knows it now (remarks and tags included)."""
@@ -192,6 +205,7 @@ class FakeWeChat:
         self.counters.clear()
         self.sent.clear()
         self.typing.clear()
+        self._allowance.clear()
         self._faults.clear()
         self._latency.clear()
 
@@ -354,6 +368,13 @@ class FakeWeChat:
             isinstance(content.get("content"), str) and content["content"]
         ):
             return _error(44004)
+        allowance = self._allowance.get(str(body["touser"]))
+        if allowance is not None:
+            if allowance[1] <= self._clock():
+                return _error(45015, "response out of time limit or subscription is canceled")
+            if allowance[0] < 1:
+                return _error(45047, "out of response count limit")
+            allowance[0] -= 1
         self.sent.append(body)
         if len(self.sent) > self.sent_limit:
             del self.sent[0]

@@ -28,6 +28,7 @@ from bot.webhook.delivery import LateDelivery
 from bot.webhook.journal import Journal
 from bot.webhook.ledger import SUCCESS, ReplyLedger
 from bot.webhook.pending import PendingAnswers
+from bot.webhook.quota import CustomerServiceQuota
 from bot.webhook.recovery import recover, watch
 from bot.webhook.replay import ReplayGuard
 from bot.webhook.services import SERVICES, Services
@@ -106,12 +107,14 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         observe=metrics.on_pending,
     )
     journal = Journal(storage, shared=shared is not None)
+    quota = CustomerServiceQuota(config.profile_cache_size)
     delivery = LateDelivery(
         api,
         deadline=config.delivery_deadline,
         switch=switch,
         pending=pending,
         journal=journal,
+        quota=quota,
         observe=metrics.on_delivery,
     )
 
@@ -129,7 +132,13 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
 
     def on_late(result: tuple[Message, Outcome]) -> None:
         msg, outcome = result
-        delivery.submit(msg.from_user, outcome.reply, handler=outcome.handler, key=msg.dedup_key)
+        replies = [] if outcome.reply is None else [outcome.reply, *outcome.extra]
+        delivery.submit(msg.from_user, replies, handler=outcome.handler, key=msg.dedup_key)
+
+    def on_given(result: tuple[Message, Outcome]) -> None:
+        msg, outcome = result
+        if outcome.extra:  # a list's replies after the passive one
+            delivery.submit(msg.from_user, outcome.extra, handler=outcome.handler)
 
     ledger: ReplyLedger[tuple[Message, Outcome]] = ReplyLedger(
         size=config.dedup_size,
@@ -138,6 +147,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         on_late=on_late,
         shared=shared,
         hold=lambda: not switch.available,  # no customer-service API: hold WeChat's retries
+        on_given=on_given,
     )
     crypto = None
     if config.encoding_aes_key:
@@ -166,6 +176,7 @@ async def _open(config: Config, routes: Iterable[Route]) -> tuple[Services, aioh
         pending=pending,
         journal=journal,
         typing=TypingIndicator(api, switch, observe=metrics.on_typing),
+        quota=quota,
     )
     return services, session
 

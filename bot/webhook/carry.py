@@ -29,23 +29,28 @@ async def carry_waiting(
     pending: PendingAnswers,
     delivery: LateDelivery,
     openid: str,
-    record: Mapping[str, str],
+    record: Mapping[str, str] | None,
     outcome: Outcome,
     language: str,
     cs_available: bool,
 ) -> Outcome:
-    """`outcome` with the answers waiting for `openid` (in `record`) put first."""
-    waiting = await pending.take(openid, record)
+    """`outcome` with the answers waiting for `openid` (in `record`; None: not read) put
+    first; without the API, a list's other replies wait behind it."""
+    waiting = await pending.take(openid, record) if record is not None else []
     queue: list[tuple[Reply, str]] = []
     for answer in waiting:
         reply = reply_from_payload(answer.payload)
         if reply is not None:
             queue.append((reply, answer.handler))
             pending.given(answer, "passive")
+    own = outcome.handler or "-"
+    if not queue and (cs_available or not outcome.extra):
+        return outcome  # nothing waited; a list's other replies go through the API
+    if outcome.reply is not None:
+        queue.append((outcome.reply, own))
+    queue.extend((reply, own) for reply in outcome.extra)
     if not queue:
         return outcome
-    if outcome.reply is not None:
-        queue.append((outcome.reply, outcome.handler or "-"))
     first, handler = queue.pop(0)
     while isinstance(first, TextReply) and queue and isinstance(queue[0][0], TextReply):
         joined = first.content + _SEPARATOR + queue[0][0].content
@@ -53,15 +58,14 @@ async def carry_waiting(
             break
         first = TextReply(joined)
         queue.pop(0)
-    for reply, name in queue:
-        payload = customer_service_payload(reply, openid)
-        if payload is None:
-            continue  # a passive-only answer (transfer to agents) cannot wait
-        if cs_available:
-            delivery.submit_payload(openid, payload, handler=name)
-        else:
+    rest = [(p, name) for reply, name in queue if (p := customer_service_payload(reply, openid))]
+    if cs_available:
+        if rest:  # one delivery: in order, within the quota
+            delivery.submit_payloads(openid, [p for p, _ in rest], handler=rest[0][1])
+    else:
+        for payload, name in rest:
             await pending.keep(openid, payload, name, "an earlier answer went first")
-    if queue and not cs_available and isinstance(first, TextReply):
-        note = MORE_WAITING.get(language, MORE_WAITING["en"]).format(n=len(queue))
-        first = TextReply(first.content + _SEPARATOR + note)
+        if rest and isinstance(first, TextReply):
+            note = MORE_WAITING.get(language, MORE_WAITING["en"]).format(n=len(rest))
+            first = TextReply(first.content + _SEPARATOR + note)
     return Outcome(first, outcome.handler or handler, outcome.failed)

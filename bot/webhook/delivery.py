@@ -15,13 +15,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.client.api import WeChatAPI, WeChatAPIError
 from bot.webhook.customer_service import CustomerServiceSwitch
 from bot.webhook.journal import Journal
 from bot.webhook.pending import PendingAnswers
+from bot.webhook.quota import CustomerServiceQuota
 from bot.wechat.replies import Reply, customer_service_payload
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class LateDelivery:
         switch: CustomerServiceSwitch | None = None,
         pending: PendingAnswers | None = None,
         journal: Journal | None = None,
+        quota: CustomerServiceQuota | None = None,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         observe: Callable[[str], None] | None = None,
@@ -52,6 +54,7 @@ class LateDelivery:
         self._switch = switch or CustomerServiceSwitch("on")
         self._pending = pending
         self._journal = journal
+        self._quota = quota
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._observe = observe
@@ -63,45 +66,75 @@ class LateDelivery:
         return self._tasks
 
     def submit(
-        self, openid: str, reply: Reply | None, *, handler: str | None = None, key: str = ""
+        self,
+        openid: str,
+        replies: Reply | Sequence[Reply] | None,
+        *,
+        handler: str | None = None,
+        key: str = "",
     ) -> None:
-        """Schedule the delivery of `reply` (None: nothing to send) to `openid`; `key` is the
-        message's journal key."""
-        payload = None if reply is None else customer_service_payload(reply, openid)
-        if reply is not None and payload is None:
-            log.warning(
-                "late reply of type %s cannot be sent through the customer-service API;"
-                " dropped (handler %s)",
-                type(reply).__name__,
-                handler or "-",
-            )
-            self._note("unsupported")
-        if payload is not None or key:
-            self.submit_payload(openid, payload, handler=handler or "-", key=key)
+        """Schedule the delivery of `replies` (in order; None or none: nothing to send) to
+        `openid`; `key` is the message's journal key."""
+        if replies is None:
+            replies = ()
+        elif not isinstance(replies, Sequence):
+            replies = (replies,)
+        payloads = []
+        for reply in replies:
+            payload = customer_service_payload(reply, openid)
+            if payload is None:
+                log.warning(
+                    "late reply of type %s cannot be sent through the customer-service API;"
+                    " dropped (handler %s)",
+                    type(reply).__name__,
+                    handler or "-",
+                )
+                self._note("unsupported")
+            else:
+                payloads.append(payload)
+        if payloads or key:
+            self.submit_payloads(openid, payloads, handler=handler or "-", key=key)
 
-    def submit_payload(
-        self, openid: str, payload: dict[str, Any] | None, *, handler: str, key: str = ""
+    def submit_payloads(
+        self,
+        openid: str,
+        payloads: Sequence[dict[str, Any]],
+        *,
+        handler: str,
+        key: str = "",
     ) -> None:
-        """`submit` for an answer already in the customer-service shape."""
-        task = asyncio.create_task(self._deliver(openid, payload, handler, key), name="late")
+        """`submit` for answers already in the customer-service shape."""
+        task = asyncio.create_task(
+            self._deliver(openid, list(payloads), handler, key), name="late-delivery"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(
-        self, openid: str, payload: dict[str, Any] | None, handler: str, key: str
+        self, openid: str, payloads: list[dict[str, Any]], handler: str, key: str
     ) -> None:
         journal = self._journal if key else None
         if journal is not None:
-            await journal.answered(key, payload)
-        if payload is not None:
-            if self._switch.available:
-                await self._send(openid, payload, handler)
+            await journal.answered(key, payloads)
+        for n, payload in enumerate(payloads):
+            if not self._switch.available:
+                why = "no customer-service API"
+            elif self._quota is not None and not self._quota.take(openid):
+                why = "customer-service quota spent"
             else:
-                await self._keep(openid, payload, handler, "no customer-service API")
+                if await self._send(openid, payload, handler):
+                    continue
+                why = "refused for now, or the sends kept failing"
+            # keep this one and every later one (in order) for the next message
+            for kept in payloads[n:]:
+                await self._keep(openid, kept, handler, why)
+            break
         if journal is not None:
             await journal.done(key)
 
-    async def _send(self, openid: str, payload: dict[str, Any], handler: str) -> None:
+    async def _send(self, openid: str, payload: dict[str, Any], handler: str) -> bool:
+        """Send `payload`: True when settled (delivered or refused for good), False when it
+        must wait for the next message (the caller keeps it, with those after it)."""
         give_up = time.monotonic() + self._deadline
         delay = self._backoff
         attempt = 0
@@ -113,8 +146,8 @@ class LateDelivery:
                 if exc.errcode in WAIT_ERRCODES:
                     self._switch.refused(exc.errcode)
                 if exc.errcode in WAIT_ERRCODES and self._pending is not None:
-                    await self._keep(openid, payload, handler, f"errcode {exc.errcode}")
-                    return
+                    log.info("late reply of %s refused for now: errcode=%s", handler, exc.errcode)
+                    return False
                 if exc.errcode in WAIT_ERRCODES or exc.errcode in FINAL_ERRCODES:
                     log.warning(
                         "late reply dropped: errcode=%s %s (handler %s)",
@@ -123,7 +156,7 @@ class LateDelivery:
                         handler,
                     )
                     self._note("dropped")
-                    return
+                    return True
                 sleep = delay * (0.5 + random.random())
                 if time.monotonic() + sleep > give_up:
                     log.error(
@@ -134,15 +167,13 @@ class LateDelivery:
                         handler,
                     )
                     self._note("failed")
-                    if self._pending is not None:
-                        await self._keep(openid, payload, handler, "sends kept failing")
-                    return
+                    return self._pending is None
                 await asyncio.sleep(sleep)
                 delay = min(delay * 2, self._max_backoff)
                 continue
             log.info("late reply of %s delivered through the customer-service API", handler)
             self._note("delivered")
-            return
+            return True
 
     async def _keep(self, openid: str, payload: dict[str, Any], handler: str, why: str) -> None:
         if self._pending is None:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from bot.storage.base import Storage, StorageUnavailable
@@ -36,22 +36,22 @@ class JournalEntry(NamedTuple):
     handler: str
     owner: str  # the instance that accepted it
     reruns: int  # how often another start ran its handler again
-    payload: dict[str, Any] | None  # the answer once computed (customer-service JSON)
-    no_reply: bool  # the handler finished with nothing to send
+    payloads: tuple[dict[str, Any], ...]  # the answers once computed (customer-service JSON)
+    answered: bool  # the handler finished (payloads empty: nothing to send)
 
 
 def _entry(key: str, value: str) -> JournalEntry | None:
     try:
         data = json.loads(value)
-        payload = data.get("p")
+        payloads = data.get("p") or []
         return JournalEntry(
             key,
             dict(data["m"]),
             str(data["h"]),
             str(data["o"]),
             int(data.get("r", 0)),
-            dict(payload) if isinstance(payload, dict) else None,
-            bool(data.get("n", False)),
+            tuple(dict(p) for p in payloads),
+            bool(data.get("a", False)),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -80,19 +80,19 @@ class Journal:
         key = msg.dedup_key
         if key in self._entries:
             return
-        entry = JournalEntry(key, dict(msg.raw), handler or "-", self.instance, 0, None, False)
+        entry = JournalEntry(key, dict(msg.raw), handler or "-", self.instance, 0, (), False)
         await self._write(entry)
 
     async def adopt(self, entry: JournalEntry) -> None:
         """Make an orphan this instance's, counting the run about to happen."""
         await self._write(entry._replace(owner=self.instance, reruns=entry.reruns + 1))
 
-    async def answered(self, key: str, payload: dict[str, Any] | None) -> None:
-        """Add the computed answer (None: nothing to send), so a crash sends, not recomputes."""
+    async def answered(self, key: str, payloads: Sequence[dict[str, Any]]) -> None:
+        """Add the computed answers (none: nothing to send), so a crash sends, not recomputes."""
         await self._settled(key)
         entry = self._entries.get(key)
         if entry is not None:
-            await self._write(entry._replace(payload=payload, no_reply=payload is None))
+            await self._write(entry._replace(payloads=tuple(payloads), answered=True))
 
     async def done(self, key: str) -> None:
         """The answer is delivered (or kept elsewhere, or dropped): forget the message."""
@@ -140,8 +140,8 @@ class Journal:
                 "h": entry.handler,
                 "o": entry.owner,
                 "r": entry.reruns,
-                "p": entry.payload,
-                "n": entry.no_reply,
+                "p": list(entry.payloads),
+                "a": entry.answered,
             },
             ensure_ascii=False,
         )

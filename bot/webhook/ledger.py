@@ -116,6 +116,7 @@ class ReplyLedger(Generic[T]):
         shared: Storage | None = None,
         clock: Callable[[], float] = time.monotonic,
         hold: Callable[[], bool] = lambda: False,
+        on_given: Callable[[T], None] | None = None,
     ) -> None:
         self._size = size
         self._ttl = ttl
@@ -124,6 +125,7 @@ class ReplyLedger(Generic[T]):
         self._shared = shared
         self._clock = clock
         self._hold = hold
+        self._on_given = on_given  # a handler's result whose answer was given passively
         self._runs: dict[str, _Run] = {}  # bounded by the handlers running
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._running: set[asyncio.Future[T]] = set()
@@ -266,6 +268,7 @@ class ReplyLedger(Generic[T]):
             # Finished in its first step: nothing ran in between, so no retry can be waiting.
             body = self._body_of(key, task)
             self._remember(key, body, now)
+            self._given(task)
             return LedgerAnswer(body, False, False)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._remember(key, answer, now)
@@ -311,6 +314,7 @@ class ReplyLedger(Generic[T]):
             del self._runs[key]
         if not answer.done() and (run.waiting or not run.acked):
             answer.set_result(self._body_of(key, task))
+            self._given(task)
             return
         if not answer.done():
             answer.set_result(SUCCESS)
@@ -331,6 +335,13 @@ class ReplyLedger(Generic[T]):
     def _remember(self, key: str, answer: str | asyncio.Future[str], now: float) -> None:
         self._entries[key] = (now + self._ttl, answer)
         self._evict(now)
+
+    def _given(self, task: asyncio.Future[T]) -> None:
+        if self._on_given is not None and not task.cancelled() and task.exception() is None:
+            try:
+                self._on_given(task.result())
+            except Exception:
+                log.exception("could not follow up a passive answer")
 
     def _deliver_late(self, task: asyncio.Future[T]) -> None:
         if task.cancelled():

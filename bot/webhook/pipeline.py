@@ -223,6 +223,7 @@ def answer_message(
     )
 
     async def produce() -> tuple[Message, Outcome]:
+        services.quota.granted(msg)  # the customer-service allowance this message opens
         ctx = Context(
             msg, services.config, services.api, services.followers, services.profiles, _prefs=prefs
         )
@@ -230,12 +231,14 @@ def answer_message(
         record = await _record_of(services, msg.from_user, claimed)
         # waiting answers ride only on an answer given in time (a late one waits itself)
         in_time = time.monotonic() < admitted.deadline
-        if in_time and any(name.startswith(PENDING_PREFIX) for name in record):
+        waits = any(name.startswith(PENDING_PREFIX) for name in record)
+        no_api = not services.customer_service.available
+        if in_time and (waits or (outcome.extra and no_api)):
             outcome = await carry_waiting(
                 services.pending,
                 services.delivery,
                 msg.from_user,
-                record,
+                record if waits else None,
                 outcome,
                 await ctx.language(),
                 services.customer_service.available,

@@ -49,7 +49,7 @@ async def _settle(services: Services, entry: JournalEntry) -> None:
     journal, metrics = services.journal, services.metrics
     openid = str(entry.fields.get("FromUserName", ""))
     msg_id = str(entry.fields.get("MsgId") or entry.key)  # as the message's log lines name it
-    if entry.payload is not None or entry.no_reply:
+    if entry.answered:
         log.warning(
             "message %s: its answer (handler %s) was computed before a crash; sending it",
             msg_id,
@@ -57,8 +57,8 @@ async def _settle(services: Services, entry: JournalEntry) -> None:
         )
         metrics.recovered.labels("sent").inc()
         await journal.adopt(entry)
-        services.delivery.submit_payload(
-            openid, entry.payload, handler=entry.handler, key=entry.key
+        services.delivery.submit_payloads(
+            openid, entry.payloads, handler=entry.handler, key=entry.key
         )
         return
     try:
@@ -105,6 +105,7 @@ async def _settle(services: Services, entry: JournalEntry) -> None:
         if done.cancelled() or done.exception() is not None:
             return  # shutdown: the entry stays for the next start
         outcome = done.result()[1]
-        services.delivery.submit(openid, outcome.reply, handler=entry.handler, key=entry.key)
+        replies = [] if outcome.reply is None else [outcome.reply, *outcome.extra]
+        services.delivery.submit(openid, replies, handler=entry.handler, key=entry.key)
 
     task.add_done_callback(rerun_done)

@@ -18,6 +18,7 @@ from bot.webhook.delivery import LateDelivery
 from bot.webhook.journal import Journal
 from bot.webhook.ledger import ReplyLedger
 from bot.webhook.pending import PendingAnswers
+from bot.webhook.quota import CustomerServiceQuota
 from bot.webhook.replay import ReplayGuard
 from bot.webhook.typing import TypingIndicator
 from bot.wechat.crypto import MessageCrypto
@@ -43,6 +44,7 @@ class Services:
     pending: PendingAnswers
     journal: Journal
     typing: TypingIndicator
+    quota: CustomerServiceQuota
 
     @property
     def local(self) -> bool:
