@@ -52,6 +52,8 @@ def create_app(config: Config) -> web.Application:
         app[SERVICES] = services
         # Before the first push: with Redis, a lease others see; then the last run's leftovers.
         watcher = None
+        with contextlib.suppress(StorageUnavailable):
+            await services.pending.load()
         if services.local:
             await recover(services)
         else:

@@ -167,6 +167,12 @@ class ReplyLedger(Generic[T]):
         made with others in one round trip (`Storage.claim_pushes`)."""
         return f"dedup:{key}"
 
+    def answers_passively(self, key: str) -> bool:
+        """Whether message `key`'s answer, were it ready now, would be a passive reply: a try
+        waits for it, or none was answered without it yet."""
+        run = self._runs.get(key)
+        return run is None or run.waiting > 0 or not run.acked
+
     def take_unpublished(self) -> list[tuple[str, bytes]]:
         """The answers not yet published (shared keys and values, for `ttl`): the caller
         sends them along with its claims."""

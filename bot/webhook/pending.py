@@ -1,8 +1,10 @@
 """Answers waiting for the follower's next message (no customer-service API, a quota spent,
 a send that kept failing): kept durably in the follower's record until given or expired.
 
-The follower's record is read anyway before a message is answered (with Redis, in the same
-round trip as the push's claim), so finding no waiting answer costs nothing more. Each answer
+With Redis the follower's record is read anyway, in the same round trip as the push's claim,
+so finding no waiting answer costs nothing more; the embedded store keeps the set of followers
+answers wait for in memory (and in one durable record, read at start), so a push from anyone
+else reads nothing. Each answer
 is one field `pending:<time>` holding JSON: the customer-service payload (`msgtype` and its
 object), the handler's name and when it expires.
 """
@@ -21,6 +23,8 @@ from bot.storage.base import Storage
 log = logging.getLogger(__name__)
 
 PREFIX = "pending:"
+INDEX = "pending-index"
+"""The durable record naming the followers answers wait for (read once at start)."""
 
 
 class PendingAnswer(NamedTuple):
@@ -65,6 +69,11 @@ class PendingAnswers:
         self._observe = observe
         self._clock = clock
         self._last = 0
+        self.followers: set[str] = set()  # whom answers wait for (this process's view)
+
+    async def load(self) -> None:
+        """Read which followers answers wait for (at start, before the first push)."""
+        self.followers = set(await self._storage.get_record(INDEX))
 
     async def keep(self, openid: str, payload: dict[str, Any], handler: str, why: str) -> None:
         """Keep `payload` for `openid`'s next message (durably, before this returns)."""
@@ -75,6 +84,9 @@ class PendingAnswers:
             {"p": payload, "h": handler, "e": self._clock() + self._ttl}, ensure_ascii=False
         )
         await self._storage.set_record_field(record, f"{PREFIX}{stamp:020d}", value)
+        if openid not in self.followers:
+            await self._storage.set_record_field(INDEX, openid, "1")
+            self.followers.add(openid)
         self._note("kept")
         log.info("answer of %s kept for the follower's next message (%s)", handler, why)
         waiting = waiting_in(await self._storage.get_record(record))
@@ -91,6 +103,9 @@ class PendingAnswers:
         """The live answers `record` holds for `openid`, removed from the store; expired ones
         are removed and counted."""
         waiting = waiting_in(record)
+        if openid in self.followers:
+            self.followers.discard(openid)
+            await self._storage.delete_record_field(INDEX, openid)
         if not waiting:
             return []
         name = FollowerStore.record_name(openid)

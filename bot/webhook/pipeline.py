@@ -229,11 +229,12 @@ def answer_message(
         )
         outcome = await services.dispatcher.dispatch(msg, ctx)
         record = await _record_of(services, msg.from_user, claimed)
-        # waiting answers ride only on an answer given in time (a late one waits itself)
-        in_time = time.monotonic() < admitted.deadline
         waits = any(name.startswith(PENDING_PREFIX) for name in record)
         no_api = not services.customer_service.available
-        if in_time and (waits or (outcome.extra and no_api)):
+        # waiting answers ride only on a passive answer (a late one waits itself)
+        if (waits or (outcome.extra and no_api)) and services.ledger.answers_passively(
+            msg.dedup_key
+        ):
             outcome = await carry_waiting(
                 services.pending,
                 services.delivery,
@@ -257,6 +258,9 @@ def answer_message(
     return _replied_later(services, msg, begun, ran)
 
 
+_NO_RECORD: Mapping[str, str] = {}
+
+
 def _watch(services: Services, msg: Message, finished: Callable[[], bool]) -> None:
     """A handler still running after its first step: the typing indicator while it runs."""
     services.typing.watch(msg.from_user, finished)
@@ -265,9 +269,12 @@ def _watch(services: Services, msg: Message, finished: Callable[[], bool]) -> No
 async def _record_of(
     services: Services, openid: str, claimed: PushClaimed | None
 ) -> Mapping[str, str]:
-    """The follower's record: read with the claim (shared store), else this process's copy."""
+    """The follower's record as far as waiting answers go: read with the claim (shared
+    store); else read only when answers wait for them (`PendingAnswers.followers`)."""
     if claimed is not None:
         return claimed.record
+    if openid not in services.pending.followers:
+        return _NO_RECORD
     name = services.followers.record_name(openid)
     record = services.storage.cached_record(name)
     if record is not None:
