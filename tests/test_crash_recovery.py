@@ -18,6 +18,7 @@ from redis_fixtures import delete_namespace
 from support import ServedBot, served_bot
 
 from bot.testing.fake_wechat import FakeWeChat
+from bot.testing.simulator import text_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 redis_url = redis_fixtures.redis_url
@@ -135,3 +136,44 @@ async def test_with_redis_another_instance_takes_over_once_the_lease_lapses(
             assert "running it again" in second.log()
     finally:
         await delete_namespace(redis_url, f"wechat-bot:{fake.app_id}")
+
+
+async def test_the_served_fast_path_holds_wechat_s_tries_without_the_api(tmp_path: Path) -> None:
+    """`wechat-bot serve` (its own HTTP path): try 1 dropped at 5 s, try 2 carries a 7-s
+    answer."""
+    fake = FakeWeChat(verified=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    async with _bot(fake, data, BOT_CUSTOMER_SERVICE="off") as bot:
+        sim = bot.simulator()
+        fields = text_fields("o_demo_wang", "think 7", msg_id="991101")
+        try:
+            await asyncio.wait_for(sim.send_fields(fields), 5.0)
+            raise AssertionError("try 1 was answered; WeChat would not retry")
+        except TimeoutError:
+            pass
+        reply = await asyncio.wait_for(sim.send_fields(fields), 5.0)
+        assert reply.content == "thought for 7s"
+        health = await (await bot.session.get(f"{bot.base}/healthz")).json()
+        assert health["customer_service"] == "off"
+    assert fake.counters["custom_send"] == 0
+
+
+async def test_what_sigterm_s_grace_does_not_finish_is_answered_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    fake = FakeWeChat()
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text("shutdown_grace: 1\n", encoding="utf-8")
+    async with _bot(fake, data, BOT_CONFIG=str(config)) as bot:
+        reply = await bot.simulator().send_text("o_demo_wang", "think 8", msg_id="991201")
+        assert reply.is_success
+        assert await bot.stop(signal.SIGTERM) == 0
+        assert "stay in the journal for the next start" in bot.log()
+    assert fake.counters["custom_send"] == 0
+    async with _bot(fake, data, BOT_CONFIG=str(config)):
+        await _wait_for_sent(fake, 1, 15.0)
+        await asyncio.sleep(1.0)
+    assert fake.sent == [_thought("8")]
