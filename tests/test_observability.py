@@ -225,6 +225,7 @@ async def test_metrics_after_a_known_sequence(
         ("user_info", "42001"): 1,  # lin's first try, with the expired token
         ("custom_send", "0"): 1,
         ("custom_send", "43004"): 1,
+        ("custom_typing", "0"): 3,  # each slow 1.2 handler showed the typing indicator once
         ("custom_send", "-2"): 1,  # HTTP 503, counted as a transport failure
     }
     assert value(m, "wechat_bot_upstream_seconds_count", endpoint="user_info") == 4

@@ -300,13 +300,18 @@ class ReplyLedger(Generic[T]):
             done = await wait_until(answer, limit - self._clock())
         except asyncio.CancelledError:
             # The request went away (WeChat dropped it, or shutdown): a later try carries the
-            # answer, else it goes out late (`_completed`).
-            run.acked = True
-            raise
-        finally:
+            # answer, else it goes out late (`_completed`); with the customer-service API a
+            # retry need not wait for it.
             run.waiting -= 1
+            run.acked = True
+            if not run.hold and not run.waiting and not answer.done():
+                answer.set_result(SUCCESS)
+            raise
+        run.waiting -= 1
         if done:
             return LedgerAnswer(answer.result(), not first, False)
+        if run.waiting:
+            return LedgerAnswer(SUCCESS, not first, False)  # another open try carries it
         run.acked = True
         if last:
             answer.set_result(SUCCESS)  # later tries get `success` at once
