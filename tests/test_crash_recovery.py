@@ -38,10 +38,13 @@ def _thought(seconds: str) -> dict[str, object]:
     }
 
 
-async def _wait_for_sent(fake: FakeWeChat, count: int, timeout: float) -> None:
+async def _wait_for_sent(
+    fake: FakeWeChat, count: int, timeout: float, bot: ServedBot | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while len(fake.sent) < count:
-        assert time.monotonic() < deadline, f"{len(fake.sent)} sent, {count} expected"
+        log = bot.log() if bot is not None else ""
+        assert time.monotonic() < deadline, f"{len(fake.sent)} sent, {count} expected\n{log}"
         await asyncio.sleep(0.1)
 
 
@@ -71,7 +74,7 @@ async def test_sigkill_5s_into_a_6s_handler_then_restart_sends_the_answer_once(
         await _kill_during(bot, "think 6", "991001", after=5.0)
     assert fake.counters["custom_send"] == 0
     async with _bot(fake, data) as bot:
-        await _wait_for_sent(fake, 1, 15.0)
+        await _wait_for_sent(fake, 1, 15.0, bot)
         await asyncio.sleep(1.0)
         assert fake.sent == [_thought("6")]
         assert "handler late_handlers.think was cut short by a crash; running it again" in (
@@ -96,7 +99,7 @@ async def test_a_send_failing_with_502_when_killed_is_delivered_once_after_resta
     assert fake.sent == []
     fake.reset()
     async with _bot(fake, data) as bot:
-        await _wait_for_sent(fake, 1, 10.0)
+        await _wait_for_sent(fake, 1, 10.0, bot)
         await asyncio.sleep(1.0)
         assert fake.sent == [_thought("4.5")]
         assert "was computed before a crash; sending it" in bot.log()
@@ -130,7 +133,7 @@ async def test_with_redis_another_instance_takes_over_once_the_lease_lapses(
         async with _bot(fake, tmp_path / "a", **env) as second:
             async with _bot(fake, tmp_path / "b", **env) as first:
                 await _kill_during(first, "think 6", "991004", after=5.0)
-            await _wait_for_sent(fake, 1, 40.0)
+            await _wait_for_sent(fake, 1, 40.0, second)
             await asyncio.sleep(1.0)
             assert fake.sent == [_thought("6")]
             assert "running it again" in second.log()
