@@ -80,7 +80,8 @@ class LedgerAnswer(NamedTuple):
 
     body: str
     duplicate: bool  # a retry: the handler did not run for this request
-    late: bool  # the budget passed: the result goes through the customer-service API
+    late: bool  # answered without the answer: it goes out later (customer-service API, the
+    # next message), unless another try still open carries it
 
 
 # A ledger entry: (expiry on the ledger's clock, the answer, or its future while it runs)
