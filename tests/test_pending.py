@@ -67,6 +67,24 @@ async def test_over_the_limit_the_oldest_is_dropped() -> None:
     assert seen.count("dropped") == 1
 
 
+async def test_a_sweep_expires_answers_of_followers_who_never_write_again() -> None:
+    storage, clock, seen = MemoryStorage(100), Clock(), list[str]()
+    pending = PendingAnswers(storage, ttl=10.0, limit=10, observe=seen.append, clock=clock)
+    await pending.keep("o1", _text("old"), "h", "test")
+    clock.now += 5.0
+    await pending.keep("o2", _text("young"), "h", "test")
+    clock.now += 6.0
+    assert await pending.sweep() == 1
+    assert seen.count("expired") == 1
+    assert await storage.get_record("follower:o1") == {}
+    assert pending.followers == {"o2"}
+    assert len(waiting_in(await storage.get_record("follower:o2"))) == 1
+    clock.now += 10.0
+    assert await pending.sweep() == 1
+    assert pending.followers == set()
+    assert await pending.sweep() == 0
+
+
 def test_an_unreadable_field_reads_as_expired() -> None:
     (answer,) = waiting_in({"pending:1": "not json", "pref:name": "x"})
     assert answer.expires == 0.0

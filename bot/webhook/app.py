@@ -29,7 +29,7 @@ from bot.webhook.journal import Journal
 from bot.webhook.ledger import SUCCESS, ReplyLedger
 from bot.webhook.pending import PendingAnswers
 from bot.webhook.quota import CustomerServiceQuota
-from bot.webhook.recovery import recover, watch
+from bot.webhook.recovery import recover, sweep_pending, watch
 from bot.webhook.replay import ReplayGuard
 from bot.webhook.services import SERVICES, Services
 from bot.webhook.typing import TypingIndicator
@@ -60,13 +60,15 @@ def create_app(config: Config) -> web.Application:
             with contextlib.suppress(StorageUnavailable):
                 await services.journal.renew_lease()
             watcher = asyncio.create_task(watch(services), name="journal-watch")
+        sweeper = asyncio.create_task(sweep_pending(services), name="pending-sweep")
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, sweeper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await _close(services, session)
 
     app.cleanup_ctx.append(services)

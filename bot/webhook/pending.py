@@ -120,6 +120,27 @@ class PendingAnswers:
                 live.append(answer)
         return live
 
+    async def sweep(self, most: int = 1000) -> int:
+        """Remove (and count) the expired answers of up to `most` followers answers wait for,
+        so an answer expires even when its follower never writes again; how many expired."""
+        expired = 0
+        now = self._clock()
+        for openid in list(await self._storage.get_record(INDEX))[:most]:
+            name = FollowerStore.record_name(openid)
+            waiting = waiting_in(await self._storage.get_record(name))
+            for answer in waiting:
+                if answer.expires <= now:
+                    await self._storage.delete_record_field(name, answer.field)
+                    expired += 1
+                    self._note("expired")
+                    log.warning(
+                        "answer of %s expired before the follower wrote again", answer.handler
+                    )
+            if all(answer.expires <= now for answer in waiting):
+                await self._storage.delete_record_field(INDEX, openid)
+                self.followers.discard(openid)
+        return expired
+
     def given(self, answer: PendingAnswer, how: str) -> None:
         """Count and log a waiting answer given (`passive` or `customer_service`)."""
         self._note(f"given_{how}")

@@ -23,6 +23,7 @@ from bot.wechat.messages import Message, MessageError, parse_message
 log = logging.getLogger(__name__)
 
 _SCAN_EVERY = LEASE_TTL / 3
+SWEEP_EVERY = 300.0
 
 
 async def recover(services: Services) -> None:
@@ -43,6 +44,17 @@ async def watch(services: Services) -> None:
             await services.journal.renew_lease()
         await recover(services)
         await asyncio.sleep(_SCAN_EVERY)
+
+
+async def sweep_pending(services: Services, every: float = SWEEP_EVERY) -> None:
+    """Expire waiting answers whose followers never wrote again, every `every` s, until
+    cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await services.pending.sweep()
+        except StorageUnavailable:
+            log.warning("waiting answers: the store is away; expired ones are swept later")
 
 
 async def _settle(services: Services, entry: JournalEntry) -> None:
