@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import counting_handlers
 import pytest
+from support import run_cli
 
 from bot.demo.terminal import SCRIPT
 from bot.testing.pytest_plugin import TEST_AES_KEY, TEST_APP_ID, BotFactory
@@ -44,29 +44,6 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
         timeout=TIMEOUT,
         check=False,
     )
-
-
-async def _run_async(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """Like `_run`, without blocking the loop that serves the bot under test."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode("utf-8"), err.decode("utf-8")
 
 
 SERVE_ENV = {"WECHAT_TOKEN": "tok123", "WECHAT_APP_ID": TEST_APP_ID, "WECHAT_APP_SECRET": "s"}
@@ -133,22 +110,22 @@ async def test_simulate_safe_talks_to_a_running_bot(wechat_bot: BotFactory, tmp_
     common = ["simulate", "--url", url, "--token", bot.config.token]
     safe = [*common, "--safe", "--aes-key", TEST_AES_KEY, "--app-id", TEST_APP_ID]
 
-    code, out, err = await _run_async([*safe, "hello from simulate"], tmp_path, _env())
+    code, out, err = await run_cli([*safe, "hello from simulate"], tmp_path, _env())
     assert (code, out, err) == (0, "got hello from simulate [encrypted]\n", "")
     assert counting_handlers.received == ["hello from simulate"]
 
     # the same key material through the environment
     env = _env(WECHAT_ENCODING_AES_KEY=TEST_AES_KEY, WECHAT_APP_ID=TEST_APP_ID)
-    code, out, _ = await _run_async([*common, "--safe", "via env"], tmp_path, env)
+    code, out, _ = await run_cli([*common, "--safe", "via env"], tmp_path, env)
     assert (code, out) == (0, "got via env [encrypted]\n")
 
     # the wrong key: the bot cannot decrypt, and simulate says so
     wrong = [*common, "--safe", "--aes-key", OTHER_KEY, "--app-id", TEST_APP_ID, "x"]
-    code, out, _ = await _run_async(wrong, tmp_path, _env())
+    code, out, _ = await run_cli(wrong, tmp_path, _env())
     assert code == 1 and out.startswith("[HTTP 400] cannot decrypt")
 
     # plaintext to a safe-mode-only bot is refused
-    code, out, _ = await _run_async([*common, "plain"], tmp_path, _env())
+    code, out, _ = await run_cli([*common, "plain"], tmp_path, _env())
     assert code == 1 and out.startswith("[HTTP 403]")
     assert counting_handlers.received == ["hello from simulate", "via env"]
     counting_handlers.received.clear()
